@@ -1,0 +1,513 @@
+"""Static checks of the deployment files: docker-compose.yml, Dockerfile, .dockerignore, the
+Supabase CLI project in supabase/ and its migrations copied from db/migrations.
+
+No Docker engine is needed: the files are parsed (PyYAML, tomllib) and checked against what the
+stack relies on at run time.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import fnmatch
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path, PurePosixPath
+from urllib.parse import unquote, urlsplit
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = REPO / "docker-compose.yml"
+DOCKERFILE = REPO / "Dockerfile"
+DOCKERIGNORE = REPO / ".dockerignore"
+SUPABASE_CONFIG = REPO / "supabase" / "config.toml"
+DB_MIGRATIONS = REPO / "db" / "migrations"
+SUPABASE_MIGRATIONS = REPO / "supabase" / "migrations"
+SYNC_SCRIPT = REPO / "scripts" / "sync-supabase-migrations.sh"
+
+TORCH_VERSION = "2.13.0"
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+SUPABASE_PG15_IMAGE = re.compile(r"^(?:public\.ecr\.aws/)?supabase/postgres:15\.\d+\.\d+\.\d+$")
+# The Supabase CLI applies files named <version>_<name>.sql; db/migrations uses 14-digit versions.
+MIGRATION_NAME = re.compile(r"^\d{14}_[^/]+\.sql$")
+# Roles to which the supabase/postgres image gives POSTGRES_PASSWORD during initialisation.
+ROLES_WITH_POSTGRES_PASSWORD = {"postgres", "supabase_admin"}
+
+
+# --------------------------------------------------------------------------------------------
+# docker compose helpers
+
+
+_INTERPOLATION = re.compile(
+    r"\$\$|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}"
+    r"|\$(?P<bare>[A-Za-z_][A-Za-z0-9_]*)"
+)
+
+
+def interpolate(value: str) -> str:
+    """Resolve compose variables as `docker compose` would with none of them set: ${VAR:-d} and
+    ${VAR-d} give d, $$ gives $. A variable without a default, or a required one (${VAR:?}),
+    fails the test, since the stack would then depend on the caller's environment."""
+
+    def replace(match: re.Match) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name = match.group("name") or match.group("bare")
+        if match.group("op") in (":-", "-"):
+            return match.group("arg")
+        pytest.fail(f"compose variable {name!r} has no default: {match.group(0)}")
+
+    return _INTERPOLATION.sub(replace, value)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    assert COMPOSE_FILE.is_file(), f"{COMPOSE_FILE} is missing"
+    data = yaml.safe_load(COMPOSE_FILE.read_text())
+    assert isinstance(data, dict) and isinstance(data.get("services"), dict), (
+        "docker-compose.yml must be a mapping with a services mapping"
+    )
+    return data
+
+
+def service(compose: dict, name: str) -> dict:
+    assert name in compose["services"], f"docker-compose.yml has no {name!r} service"
+    return compose["services"][name]
+
+
+def environment(svc: dict) -> dict[str, str]:
+    """A service's environment (mapping or list form), interpolated."""
+    env = svc.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {str(k): interpolate(str(v)) if v is not None else "" for k, v in env.items()}
+
+
+def command(svc: dict) -> list[str]:
+    cmd = svc.get("command")
+    if cmd is None:
+        return []
+    return shlex.split(cmd) if isinstance(cmd, str) else [str(part) for part in cmd]
+
+
+def depends_condition(svc: dict, on: str) -> str | None:
+    deps = svc.get("depends_on") or {}
+    if isinstance(deps, list):
+        return "service_started" if on in deps else None
+    if on not in deps:
+        return None
+    return (deps[on] or {}).get("condition", "service_started")
+
+
+def db_settings(compose: dict) -> dict[str, str]:
+    """What the db container runs with: password, database, and the databases pg_cron and
+    pg_net's background workers use (the image's defaults unless `-c` overrides them)."""
+    db = service(compose, "db")
+    env = environment(db)
+    # The image's postgresql.conf has cron.database_name = 'postgres'; pg_net defaults to it too.
+    gucs = {"cron.database_name": "postgres", "pg_net.database_name": "postgres"}
+    args = command(db)
+    for i, arg in enumerate(args):
+        setting = arg[2:] if arg.startswith("-c") and len(arg) > 2 else None
+        if arg == "-c" and i + 1 < len(args):
+            setting = args[i + 1]
+        if setting and "=" in setting:
+            name, value = (part.strip() for part in setting.split("=", 1))
+            if name in gucs:
+                gucs[name] = value.strip("'\"")
+    return {
+        "password": env.get("POSTGRES_PASSWORD", ""),
+        "database": env.get("POSTGRES_DB") or "postgres",
+        "cron_database": gucs["cron.database_name"],
+        "pg_net_database": gucs["pg_net.database_name"],
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# docker-compose.yml
+
+
+def test_compose_defines_db_migrate_and_worker(compose):
+    assert {"db", "migrate", "worker"} <= set(compose["services"]), sorted(compose["services"])
+
+
+def test_db_is_supabase_postgres_15_with_healthcheck(compose):
+    db = service(compose, "db")
+    image = db.get("image", "")
+    assert SUPABASE_PG15_IMAGE.match(image), f"db image {image!r} is not a supabase/postgres 15 tag"
+    test = (db.get("healthcheck") or {}).get("test")
+    assert test, "db has no healthcheck"
+    test_text = test if isinstance(test, str) else " ".join(map(str, test))
+    assert "pg_isready" in test_text, f"db healthcheck does not use pg_isready: {test_text!r}"
+    assert db["healthcheck"].get("disable") is not True
+
+
+def test_db_password_port_and_named_volume(compose):
+    db = service(compose, "db")
+    assert db_settings(compose)["password"], "db sets no POSTGRES_PASSWORD"
+    ports = [str(p) for p in db.get("ports") or []]
+    assert any(p.endswith("54322:5432") for p in ports), f"db does not publish 54322:5432: {ports}"
+    named = set(compose.get("volumes") or {})
+    data_volumes = [
+        str(v).split(":")[0]
+        for v in db.get("volumes") or []
+        if str(v).split(":")[1:2] == ["/var/lib/postgresql/data"]
+    ]
+    assert data_volumes and data_volumes[0] in named, (
+        f"db's /var/lib/postgresql/data is not on a named volume: {db.get('volumes')}"
+    )
+
+
+@pytest.mark.parametrize("name", ["migrate", "worker"])
+def test_service_builds_from_repo_dockerfile(compose, name):
+    build = service(compose, name).get("build")
+    assert build is not None, f"{name} is not built from the Dockerfile"
+    if isinstance(build, str):
+        build = {"context": build}
+    context = (COMPOSE_FILE.parent / build.get("context", ".")).resolve()
+    dockerfile = (context / build.get("dockerfile", "Dockerfile")).resolve()
+    assert context == REPO, f"{name} build context is {context}, not the repository"
+    assert dockerfile == DOCKERFILE.resolve() and DOCKERFILE.is_file(), (
+        f"{name} builds from {dockerfile}, not the repository's Dockerfile"
+    )
+
+
+def test_migrate_and_worker_share_one_image(compose):
+    migrate, worker = service(compose, "migrate"), service(compose, "worker")
+    assert migrate.get("build") == worker.get("build")
+    assert migrate.get("image") == worker.get("image")
+
+
+def test_startup_order(compose):
+    migrate, worker = service(compose, "migrate"), service(compose, "worker")
+    assert depends_condition(migrate, "db") == "service_healthy", migrate.get("depends_on")
+    assert depends_condition(worker, "migrate") == "service_completed_successfully", (
+        worker.get("depends_on")
+    )
+    assert command(migrate) == ["migrate"], command(migrate)
+    # YAML 1.1 reads a bare `no` as false: it must be the string "no".
+    assert migrate.get("restart", "no") == "no", migrate.get("restart")
+
+
+@pytest.mark.parametrize("name", ["migrate", "worker"])
+def test_database_url_points_at_db_with_its_credentials(compose, name):
+    env = environment(service(compose, name))
+    assert "DATABASE_URL" in env, f"{name} has no DATABASE_URL"
+    url = urlsplit(env["DATABASE_URL"])
+    db = db_settings(compose)
+    assert url.scheme in ("postgres", "postgresql"), url.scheme
+    assert url.hostname == "db", f"{name} DATABASE_URL host is {url.hostname!r}, not 'db'"
+    assert url.port in (None, 5432), f"{name} DATABASE_URL port {url.port} is not db's 5432"
+    assert unquote(url.username or "") in ROLES_WITH_POSTGRES_PASSWORD, url.username
+    assert unquote(url.password or "") == db["password"], (
+        f"{name} DATABASE_URL password differs from db's POSTGRES_PASSWORD"
+    )
+    assert url.path.lstrip("/") == db["database"], (
+        f"{name} DATABASE_URL database {url.path!r} is not db's {db['database']!r}"
+    )
+
+
+def test_pg_cron_and_pg_net_run_in_the_workers_database(compose):
+    # pg_cron runs jobs only in cron.database_name and pg_net's worker sends requests queued in
+    # pg_net.database_name; the migrations set both up in the database the worker uses.
+    db = db_settings(compose)
+    url = urlsplit(environment(service(compose, "worker"))["DATABASE_URL"])
+    worker_db = url.path.lstrip("/")
+    assert db["cron_database"] == worker_db == db["database"], db
+    assert db["pg_net_database"] == worker_db, db
+
+
+def test_worker_command_metrics_and_model_cache(compose):
+    worker = service(compose, "worker")
+    assert command(worker) == ["worker"], command(worker)
+    assert worker.get("restart") == "unless-stopped", worker.get("restart")
+    env = environment(worker)
+    port = env.get("AUTOEMBED_METRICS_PORT")
+    assert port and port.isdigit(), f"worker sets no AUTOEMBED_METRICS_PORT: {port!r}"
+    ports = [str(p) for p in worker.get("ports") or []] + [str(p) for p in worker.get("expose") or []]
+    assert any(p.split(":")[-1].split("/")[0] == port for p in ports), (
+        f"worker does not expose metrics port {port}: {ports}"
+    )
+    user = dockerfile_user()
+    targets = [str(v).split(":")[1] for v in worker.get("volumes") or [] if ":" in str(v)]
+    assert f"/home/{user}/.cache" in targets, f"no model cache volume at /home/{user}/.cache"
+
+
+def compose_cli() -> list[str] | None:
+    """`docker compose` (v2) or `docker-compose` (v1), when installed; neither needs an engine
+    for `config`."""
+    if shutil.which("docker"):
+        probe = subprocess.run(
+            ["docker", "compose", "version"], capture_output=True, text=True, timeout=60
+        )
+        if probe.returncode == 0:
+            return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    return None
+
+
+@pytest.mark.skipif(compose_cli() is None, reason="neither docker compose nor docker-compose")
+def test_compose_file_validates_with_the_compose_cli():
+    result = subprocess.run(
+        [*compose_cli(), "-f", str(COMPOSE_FILE), "config", "-q"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr or result.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# Dockerfile
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, with continuation lines joined and comments dropped."""
+    assert DOCKERFILE.is_file(), f"{DOCKERFILE} is missing"
+    instructions: list[tuple[str, str]] = []
+    pending = ""
+    for raw in DOCKERFILE.read_text().splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if pending and line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        pending += line
+        keyword, _, args = pending.strip().partition(" ")
+        instructions.append((keyword.upper(), args.strip()))
+        pending = ""
+    assert not pending, "Dockerfile ends in a line continuation"
+    return instructions
+
+
+def exec_form(args: str) -> list[str]:
+    value = json.loads(args)
+    assert isinstance(value, list), f"not exec form: {args}"
+    return value
+
+
+def dockerfile_user() -> str:
+    users = [args for keyword, args in dockerfile_instructions() if keyword == "USER"]
+    assert users, "Dockerfile sets no USER: the image would run as root"
+    return users[-1].split(":")[0]
+
+
+def test_dockerfile_base_image():
+    froms = [args for keyword, args in dockerfile_instructions() if keyword == "FROM"]
+    assert froms and froms[-1].split()[0] == "python:3.11-slim", froms
+
+
+def test_dockerfile_installs_cpu_torch_before_the_project():
+    runs = [args for keyword, args in dockerfile_instructions() if keyword == "RUN"]
+    torch_runs = [i for i, run in enumerate(runs) if re.search(r"\btorch==", run)]
+    cpu_runs = [
+        i
+        for i in torch_runs
+        if f"torch=={TORCH_VERSION}" in runs[i].split()
+        and re.search(rf"--index-url[= ]{re.escape(TORCH_CPU_INDEX)}(\s|$)", runs[i])
+    ]
+    assert cpu_runs, f"no RUN installs torch=={TORCH_VERSION} from {TORCH_CPU_INDEX}"
+    project_runs = [i for i, run in enumerate(runs) if re.search(r"""['"]?\.\[local\]['"]?""", run)]
+    assert project_runs, 'no RUN installs the project with the local extra (".[local]")'
+    assert min(cpu_runs) < min(project_runs), "torch must be installed before the project"
+    for i in project_runs:
+        assert TORCH_CPU_INDEX not in runs[i], "the CPU index is for torch only"
+
+
+def test_dockerfile_runs_as_non_root():
+    user = dockerfile_user()
+    assert user not in ("root", "0"), f"USER {user}"
+    runs = " ".join(args for keyword, args in dockerfile_instructions() if keyword == "RUN")
+    assert re.search(rf"(useradd|adduser)\b[^&;]*\b{re.escape(user)}\b", runs), (
+        f"the Dockerfile does not create user {user!r}"
+    )
+
+
+def test_dockerfile_entrypoint_and_default_command():
+    instructions = dockerfile_instructions()
+    entrypoints = [args for keyword, args in instructions if keyword == "ENTRYPOINT"]
+    cmds = [args for keyword, args in instructions if keyword == "CMD"]
+    assert entrypoints and exec_form(entrypoints[-1]) == ["autoembed"], entrypoints
+    assert cmds and exec_form(cmds[-1]) == ["worker"], cmds
+
+
+def test_dockerfile_keeps_repo_layout_with_migrations():
+    # settings.REPO_ROOT is parents[2] of worker/autoembed/settings.py: worker/ and db/ must land
+    # side by side so that REPO_ROOT/db/migrations is inside the image.
+    workdir = PurePosixPath("/")
+    copied: dict[str, PurePosixPath] = {}
+    for keyword, args in dockerfile_instructions():
+        if keyword == "WORKDIR":
+            workdir = workdir / args
+        elif keyword == "COPY":
+            parts = [p for p in shlex.split(args) if not p.startswith("--")]
+            *sources, dest = parts
+            dest_path = workdir / dest
+            for src in sources:
+                name = src.rstrip("/")
+                if (REPO / name).is_dir() or src.endswith("/"):
+                    # A folder's contents are copied into dest: `COPY db/ ./db/` gives ./db.
+                    copied[name] = dest_path
+                elif len(sources) > 1 or dest.endswith("/"):
+                    copied[name] = dest_path / PurePosixPath(name).name
+                else:
+                    copied[name] = dest_path
+    for name in ("pyproject.toml", "README.md", "worker", "db"):
+        assert name in copied, f"the Dockerfile does not COPY {name}"
+    root = copied["worker"].parent
+    assert copied["db"] == root / "db", f"db/ is copied to {copied['db']}, not {root / 'db'}"
+    assert copied["worker"] == root / "worker", copied["worker"]
+    assert copied["pyproject.toml"] == root / "pyproject.toml", copied["pyproject.toml"]
+
+
+def test_dockerignore_keeps_sources_and_drops_local_state():
+    assert DOCKERIGNORE.is_file(), ".dockerignore is missing"
+    patterns = [
+        line.strip().rstrip("/")
+        for line in DOCKERIGNORE.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert not any(p.startswith("!") for p in patterns), "negated patterns are not checked here"
+
+    def ignored(path: str) -> bool:
+        parts = path.split("/")
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        for pattern in patterns:
+            pattern = pattern.lstrip("/")
+            for prefix in prefixes:
+                if fnmatch.fnmatch(prefix, pattern):
+                    return True
+                if pattern.startswith("**/") and fnmatch.fnmatch(prefix.split("/")[-1], pattern[3:]):
+                    return True
+        return False
+
+    for kept in (
+        "pyproject.toml",
+        "README.md",
+        "worker/autoembed/settings.py",
+        "worker/autoembed/sql/x.sql",
+        "db/migrations/20250101000000_x.sql",
+    ):
+        assert not ignored(kept), f".dockerignore drops {kept}"
+    for dropped in (".venv/bin/python", ".git/HEAD", ".autoembed/pg/PG_VERSION"):
+        assert ignored(dropped), f".dockerignore keeps {dropped}"
+
+
+# --------------------------------------------------------------------------------------------
+# supabase/
+
+
+def test_supabase_config_is_a_pg15_cli_project(compose):
+    assert SUPABASE_CONFIG.is_file(), f"{SUPABASE_CONFIG} is missing"
+    config = tomllib.loads(SUPABASE_CONFIG.read_text())
+    assert config.get("project_id") == "autoembed"
+    db = config.get("db", {})
+    assert db.get("major_version") == 15, db.get("major_version")
+    assert db.get("port") == 54322, db.get("port")
+    assert db.get("migrations", {}).get("enabled", True) is True
+    # The compose stack runs the same major version as the CLI's local database.
+    image_tag = service(compose, "db")["image"].rsplit(":", 1)[1]
+    assert image_tag.split(".")[0] == str(db["major_version"])
+
+
+def migration_differences(canonical: Path, copy: Path) -> list[str]:
+    """How `copy` differs from `canonical`, file by file (dotfiles ignored); empty when the two
+    folders hold the same file names with the same bytes. A missing folder counts as empty."""
+
+    def files(folder: Path) -> dict[str, Path]:
+        if not folder.is_dir():
+            return {}
+        return {p.name: p for p in folder.iterdir() if not p.name.startswith(".")}
+
+    want, have = files(canonical), files(copy)
+    differences = []
+    for name in sorted(want.keys() | have.keys()):
+        if name not in have:
+            differences.append(f"missing from {copy.name}/: {name}")
+        elif name not in want:
+            differences.append(f"not in {canonical.name}/ (stale): {name}")
+        elif not (want[name].is_file() and have[name].is_file()):
+            differences.append(f"not a regular file: {name}")
+        elif not filecmp.cmp(want[name], have[name], shallow=False):
+            differences.append(f"bytes differ: {name}")
+    return differences
+
+
+def test_supabase_migrations_are_byte_identical_copies():
+    differences = migration_differences(DB_MIGRATIONS, SUPABASE_MIGRATIONS)
+    assert not differences, (
+        "supabase/migrations/ is not a byte-identical copy of db/migrations/; run "
+        "scripts/sync-supabase-migrations.sh:\n  " + "\n  ".join(differences)
+    )
+
+
+def test_migration_file_names_suit_the_supabase_cli():
+    names = sorted(p.name for p in SUPABASE_MIGRATIONS.glob("*") if not p.name.startswith("."))
+    bad = [n for n in names if not MIGRATION_NAME.match(n)]
+    assert not bad, f"not <14-digit timestamp>_<name>.sql: {bad}"
+
+
+def test_migration_differences_sees_every_kind_of_difference(tmp_path):
+    canonical, copy = tmp_path / "canonical", tmp_path / "copy"
+    canonical.mkdir()
+    copy.mkdir()
+    assert migration_differences(canonical, copy) == []
+    (canonical / "20250101000000_a.sql").write_bytes(b"create table a();\n")
+    (canonical / "20250101000001_b.sql").write_bytes(b"select 1;\n")
+    (copy / "20250101000001_b.sql").write_bytes(b"select 1;\r\n")  # line endings count
+    (copy / "20240101000000_old.sql").write_bytes(b"")
+    (copy / ".gitkeep").write_bytes(b"")
+    assert migration_differences(canonical, copy) == [
+        "not in canonical/ (stale): 20240101000000_old.sql",
+        "missing from copy/: 20250101000000_a.sql",
+        "bytes differ: 20250101000001_b.sql",
+    ]
+    assert migration_differences(canonical, tmp_path / "absent") == [
+        "missing from absent/: 20250101000000_a.sql",
+        "missing from absent/: 20250101000001_b.sql",
+    ]
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_sync_script_copies_removes_stale_and_is_idempotent(tmp_path):
+    src, dest = tmp_path / "db" / "migrations", tmp_path / "supabase" / "migrations"
+    src.mkdir(parents=True)
+    (src / "20250101000000_a.sql").write_bytes(b"create schema a;\n")
+    (src / "20250101000001_b.sql").write_bytes(b"-- \xc3\xa9\r\nselect 1;")
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["bash", str(SYNC_SCRIPT), *args], capture_output=True, text=True, timeout=60
+        )
+
+    assert run("--check", str(src), str(dest)).returncode == 1  # dest does not exist yet
+    assert run(str(src), str(dest)).returncode == 0
+    assert migration_differences(src, dest) == []
+
+    (dest / "20240101000000_old.sql").write_bytes(b"drop table x;\n")
+    (dest / "20250101000001_b.sql").write_bytes(b"edited by hand\n")
+    (dest / ".gitkeep").write_bytes(b"")
+    check = run("--check", str(src), str(dest))
+    assert check.returncode == 1
+    assert "stale: 20240101000000_old.sql" in check.stderr
+    assert "differs: 20250101000001_b.sql" in check.stderr
+    assert migration_differences(src, dest), "--check must not change anything"
+
+    assert run(str(src), str(dest)).returncode == 0
+    assert migration_differences(src, dest) == []
+    assert (dest / ".gitkeep").exists(), "only .sql files are managed"
+    before = {p.name: p.stat().st_mtime_ns for p in dest.iterdir()}
+    again = run(str(src), str(dest))
+    assert again.returncode == 0 and "already in sync" in again.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in dest.iterdir()} == before
+    assert run("--check", str(src), str(dest)).returncode == 0

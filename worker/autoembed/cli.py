@@ -1,0 +1,350 @@
+"""The `autoembed` command: argument parsing and logging set-up only; the work is in the modules."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+
+import click
+
+from autoembed import db
+from autoembed.devdb import dev_cluster
+from autoembed.errors import AutoembedError
+from autoembed.queries import QUERIES
+from autoembed.settings import Settings
+
+log = logging.getLogger("autoembed")
+
+
+class Context:
+    """What every command needs: settings (environment + flags) and the DSN they resolve to."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    def dsn(self) -> str:
+        return db.resolve_dsn(self.settings)
+
+    def connect(self, autocommit: bool = True):
+        return db.connect(self.dsn(), autocommit=autocommit)
+
+
+class AutoembedGroup(click.Group):
+    """Turns project errors into one clear line on stderr and exit status 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except AutoembedError as exc:
+            click.echo(f"autoembed: error: {exc}", err=True)
+            sys.exit(2)
+        except Exception as exc:  # database errors raised by SQL API checks carry clear messages
+            import psycopg
+
+            if isinstance(exc, psycopg.Error):
+                click.echo(f"autoembed: error: {exc.diag.message_primary or exc}", err=True)
+                sys.exit(2)
+            raise
+
+
+@click.group(cls=AutoembedGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.option("--dsn", envvar="DATABASE_URL", help="PostgreSQL DSN [env DATABASE_URL]; default: the running dev database.")
+@click.option("--log-level", default="INFO", envvar="AUTOEMBED_LOG_LEVEL",
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+              help="Log level [env AUTOEMBED_LOG_LEVEL].")
+@click.pass_context
+def main(ctx: click.Context, dsn: str | None, log_level: str) -> None:
+    """autoembed: automatic embeddings for PostgreSQL and Supabase.
+
+    Settings come from the environment (AUTOEMBED_*, DATABASE_URL, OPENAI_API_KEY); flags override them.
+    """
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    logging.getLogger("pgmq").setLevel(logging.WARNING)
+    try:
+        settings = Settings.from_env().replace(database_url=dsn)
+    except AutoembedError as exc:
+        click.echo(f"autoembed: error: {exc}", err=True)
+        sys.exit(2)
+    ctx.obj = Context(settings)
+
+
+# -- dev database ----------------------------------------------------------------------------------
+@main.group("dev-db")
+def dev_db() -> None:
+    """The embedded local PostgreSQL (pg_cron preloaded) under $AUTOEMBED_HOME/devdb."""
+
+
+@dev_db.command("start")
+@click.pass_obj
+def dev_db_start(obj: Context) -> None:
+    """Create (once) and start the dev database; prints its DSN."""
+    cluster = dev_cluster(obj.settings.home, obj.settings.dev_db_port)
+    cluster.start()
+    click.echo(cluster.url())
+
+
+@dev_db.command("stop")
+@click.pass_obj
+def dev_db_stop(obj: Context) -> None:
+    """Stop the dev database (its data stays)."""
+    dev_cluster(obj.settings.home, obj.settings.dev_db_port).stop()
+
+
+@dev_db.command("status")
+@click.pass_obj
+def dev_db_status(obj: Context) -> None:
+    """Say whether the dev database runs; exit 1 when it does not."""
+    cluster = dev_cluster(obj.settings.home, obj.settings.dev_db_port)
+    if cluster.running():
+        click.echo(f"running: {cluster.url()} (data in {cluster.data_dir})")
+    else:
+        click.echo("not running" + ("" if cluster.initialized() else " (not created yet)"))
+        sys.exit(1)
+
+
+@dev_db.command("url")
+@click.pass_obj
+def dev_db_url(obj: Context) -> None:
+    """Print the dev database's DSN."""
+    click.echo(dev_cluster(obj.settings.home, obj.settings.dev_db_port).url())
+
+
+# -- schema -----------------------------------------------------------------------------------------
+@main.command()
+@click.option("--migrations-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder of migrations [env AUTOEMBED_MIGRATIONS_DIR; default: db/migrations].")
+@click.pass_obj
+def migrate(obj: Context, migrations_dir: str | None) -> None:
+    """Apply pending migrations (installs SQL-only pgmq first where the extension is missing)."""
+    from pathlib import Path
+
+    from autoembed.migrate import apply_migrations
+
+    directory = Path(migrations_dir) if migrations_dir else obj.settings.migrations_dir
+    with obj.connect(autocommit=False) as conn:
+        applied = apply_migrations(conn, directory)
+    click.echo(f"applied {len(applied)} migration(s)" + "".join(f"\n  {name}" for name in applied)
+               if applied else "database is up to date")
+
+
+# -- watching ---------------------------------------------------------------------------------------
+@main.command()
+@click.argument("table")
+@click.option("--content", required=True, help="Column holding the text, or a function f(row) returning text.")
+@click.option("--embedding-column", default="embedding", help="vector(N) or halfvec(N) column to fill.")
+@click.option("--embedder", default="local", type=click.Choice(["local", "openai", "hashing"]))
+@click.option("--model", default="sentence-transformers/all-MiniLM-L6-v2", help="Model name or path.")
+@click.option("--distance", default="cosine", type=click.Choice(["cosine", "l2", "inner_product"]))
+@click.option("--max-attempts", default=5, type=int, help="Tries before a row goes to autoembed.failures.")
+@click.option("--keep-stale/--clear-on-change", default=False,
+              help="On a content change, keep the old vector until the new one is written (default: clear it).")
+@click.option("--no-backfill", is_flag=True, help="Do not enqueue existing rows without an embedding.")
+@click.option("--check-model/--no-check-model", default=True,
+              help="Build the embedder now and check its dimension against the column.")
+@click.pass_obj
+def watch(obj: Context, table, content, embedding_column, embedder, model, distance, max_attempts, keep_stale,
+          no_backfill, check_model) -> None:
+    """Watch TABLE: every insert or content change gets embedded."""
+    from autoembed.embedders import build_embedder
+
+    with obj.connect(autocommit=False) as conn:
+        source_id = conn.execute(QUERIES["watch"], {
+            "table": table, "content": content, "embedding_column": embedding_column, "embedder": embedder,
+            "model": model, "distance": distance, "max_attempts": max_attempts,
+            "clear_on_change": not keep_stale, "backfill": not no_backfill,
+        }).fetchone()[0]
+        dimensions = conn.execute("select dimensions from autoembed.sources where id = %s", (source_id,)).fetchone()[0]
+        if check_model:
+            built = build_embedder(embedder, model, dimensions, obj.settings)
+            if built.dimensions != dimensions:
+                conn.rollback()
+                raise AutoembedError(
+                    f"model {model} makes {built.dimensions}-dimensional vectors, but {table}.{embedding_column} "
+                    f"holds {dimensions}: nothing was changed"
+                )
+        conn.commit()
+    click.echo(f"watching {table} (source {source_id})")
+
+
+@main.command()
+@click.argument("table")
+@click.pass_obj
+def unwatch(obj: Context, table: str) -> None:
+    """Stop watching TABLE (stored vectors stay; pending jobs are dropped)."""
+    with obj.connect() as conn:
+        conn.execute(QUERIES["unwatch"], (table,))
+    click.echo(f"stopped watching {table}")
+
+
+@main.command()
+@click.argument("table")
+@click.option("--all", "all_rows", is_flag=True, help="Re-enqueue every row, not only those without an embedding.")
+@click.option("--wait", is_flag=True, help="Show a progress bar until the table is fully embedded.")
+@click.pass_obj
+def backfill(obj: Context, table: str, all_rows: bool, wait: bool) -> None:
+    """Enqueue existing rows of TABLE for embedding."""
+    with obj.connect() as conn:
+        count = conn.execute(QUERIES["backfill"], (table, not all_rows)).fetchone()[0]
+        click.echo(f"enqueued {count} row(s) of {table}")
+        if wait and count:
+            _progress(conn, table, count)
+
+
+def _progress(conn, table: str, total: int) -> None:
+    """Progress bar with rate and ETA until no job of `table` is pending."""
+    started = time.monotonic()
+    with click.progressbar(length=total, label=f"embedding {table}", show_eta=True, show_percent=True,
+                           item_show_func=lambda rate: f"{rate:.0f} rows/s" if rate else None) as bar:
+        done = 0
+        while True:
+            rows, embedded, pending, failed = conn.execute(QUERIES["source_progress"], (table,)).fetchone()
+            now_done = max(done, total - pending)
+            bar.update(now_done - done, (now_done / max(1e-9, time.monotonic() - started)))
+            done = now_done
+            if pending == 0:
+                break
+            time.sleep(1.0)
+    click.echo(f"{table}: {embedded} of {rows} rows embedded, {failed} failed")
+
+
+@main.command("retry-failures")
+@click.argument("table", required=False)
+@click.pass_obj
+def retry_failures(obj: Context, table: str | None) -> None:
+    """Re-enqueue failed rows (of TABLE, or of every table) and clear their failure records."""
+    with obj.connect() as conn:
+        count = conn.execute(QUERIES["retry_failures"], (table,)).fetchone()[0]
+    click.echo(f"re-enqueued {count} failed row(s)")
+
+
+@main.command()
+@click.pass_obj
+def sweep(obj: Context) -> None:
+    """Re-enqueue rows missing an embedding with no job and no failure (pg_cron does this each minute)."""
+    with obj.connect() as conn:
+        count = conn.execute(QUERIES["sweep"]).fetchone()[0]
+    click.echo(f"re-enqueued {count} row(s)")
+
+
+# -- operating ----------------------------------------------------------------------------------------
+@main.command()
+@click.option("--drain", is_flag=True, help="Exit 0 once the queue is empty instead of waiting for more.")
+@click.option("--listen/--no-listen", default=None,
+              help="Wake on NOTIFY (turn off behind transaction-mode poolers) [env AUTOEMBED_LISTEN].")
+@click.option("--batch-size", type=int, default=None, help="Jobs per batch [env AUTOEMBED_BATCH_SIZE; 100].")
+@click.option("--poll-interval", type=float, default=None, help="Seconds between polls when idle [env AUTOEMBED_POLL_INTERVAL; 5].")
+@click.option("--visibility-timeout", type=int, default=None,
+              help="Seconds a read job stays hidden [env AUTOEMBED_VISIBILITY_TIMEOUT; 120].")
+@click.option("--local-backend", type=click.Choice(["torch", "onnx", "onnx-int8"]), default=None,
+              help="Engine of the local embedder [env AUTOEMBED_LOCAL_BACKEND].")
+@click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics [env AUTOEMBED_METRICS_PORT].")
+@click.pass_obj
+def worker(obj: Context, drain, listen, batch_size, poll_interval, visibility_timeout, local_backend, metrics_port) -> None:
+    """Embed queued rows until stopped (SIGTERM/SIGINT finish the batch in hand, then exit 0)."""
+    from autoembed.worker import run_worker
+
+    settings = obj.settings.replace(listen=listen, batch_size=batch_size, poll_interval=poll_interval,
+                                    visibility_timeout=visibility_timeout, local_backend=local_backend,
+                                    metrics_port=metrics_port)
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port)
+    run_worker(settings, obj.dsn(), drain=drain)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.option("--watch", "watch_seconds", type=float, default=None, help="Refresh every N seconds.")
+@click.pass_obj
+def status(obj: Context, as_json: bool, watch_seconds: float | None) -> None:
+    """Per-table progress, queue metrics and which optional extensions are present."""
+    from autoembed.status import fetch_status
+
+    with obj.connect() as conn:
+        while True:
+            snapshot = fetch_status(conn)
+            if as_json:
+                click.echo(json.dumps({"sources": snapshot.sources, "queue": snapshot.queue,
+                                       "capabilities": snapshot.capabilities}, default=str, indent=2))
+            else:
+                _print_status(snapshot)
+            if watch_seconds is None:
+                return
+            time.sleep(watch_seconds)
+            click.clear()
+
+
+def _print_status(snapshot) -> None:
+    click.echo(f"{'source':<28} {'state':<14} {'rows':>8} {'embedded':>9} {'pending':>8} {'failed':>7} "
+               f"{'oldest pending':>15}  last success")
+    for s in snapshot.sources:
+        age = s["oldest_pending_age"]
+        click.echo(f"{s['source']:<28} {s['state']:<14} {s['rows'] if s['rows'] is not None else '-':>8} "
+                   f"{s['embedded'] if s['embedded'] is not None else '-':>9} {s['pending']:>8} {s['failed']:>7} "
+                   f"{(f'{age.total_seconds():.1f}s' if age else '-'):>15}  {s['last_success_at'] or '-'}")
+    if not snapshot.sources:
+        click.echo("(no table is watched: see `autoembed watch --help`)")
+    q = snapshot.queue
+    click.echo(f"\nqueue {q.get('queue_name')}: {q.get('queue_length')} jobs "
+               f"({q.get('queue_visible_length')} visible), oldest {q.get('oldest_msg_age_sec') or 0}s")
+    click.echo("\ncapabilities:")
+    for c in snapshot.capabilities:
+        click.echo(f"  {'yes' if c['available'] else 'NO ':<4} {c['feature']:<8} {c['detail']}")
+
+
+@main.command()
+@click.argument("table", required=False)
+@click.option("--limit", default=50, type=int)
+@click.pass_obj
+def failures(obj: Context, table: str | None, limit: int) -> None:
+    """List failure records (of TABLE, or of every table)."""
+    from autoembed.status import fetch_failures
+
+    with obj.connect() as conn:
+        rows = fetch_failures(conn, table, limit)
+    for f in rows:
+        click.echo(f"{f['source']}  pk={f['pk']}  {f['error_class']}: {f['error_message']}  "
+                   f"(attempts {f['attempts']}, {f['failed_at']:%Y-%m-%d %H:%M:%S})")
+    if not rows:
+        click.echo("no failures")
+
+
+@main.command("search")
+@click.argument("table")
+@click.argument("query")
+@click.option("-k", default=5, type=int, help="How many rows.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def search_command(obj: Context, table: str, query: str, k: int, as_json: bool) -> None:
+    """The K rows of TABLE nearest to QUERY (embedded with the table's own embedder)."""
+    from autoembed.search import search
+
+    with obj.connect() as conn:
+        hits = search(conn, table, query, k, settings=obj.settings)
+    if as_json:
+        click.echo(json.dumps([hit.__dict__ for hit in hits], ensure_ascii=False))
+        return
+    for hit in hits:
+        click.echo(f"{hit.distance:.4f}  {hit.pk}  {hit.content}")
+
+
+@main.command()
+@click.pass_obj
+def demo(obj: Context) -> None:
+    """Start the dev database if needed, migrate, and embed + search a sample table."""
+    from autoembed.demo import run_demo
+    from autoembed.migrate import apply_migrations
+
+    if not obj.settings.database_url:
+        dev_cluster(obj.settings.home, obj.settings.dev_db_port).start()
+    with obj.connect(autocommit=False) as conn:
+        apply_migrations(conn, obj.settings.migrations_dir)
+    run_demo(obj.settings, obj.dsn())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""One exception hierarchy for the whole project."""
+
+from __future__ import annotations
+
+
+class AutoembedError(Exception):
+    """Root of every error autoembed raises on purpose."""
+
+
+class ConfigError(AutoembedError):
+    """Settings, flags or registrations that cannot work (bad DSN, dimension mismatch, ...)."""
+
+
+class DatabaseUnavailable(AutoembedError):
+    """No database could be reached (no DSN given and no dev database running, or it is down)."""
+
+
+class MigrationError(AutoembedError):
+    """A migration file could not be applied, or an applied file was edited afterwards."""
+
+
+class EmbeddingError(AutoembedError):
+    """An embedder failed. `retryable` says whether the same input may succeed later.
+
+    `retry_after` (seconds) is the provider's own hint (HTTP Retry-After), when it gave one.
+    """
+
+    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None):
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after

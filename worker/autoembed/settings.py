@@ -1,0 +1,115 @@
+"""The one place that reads the environment. CLI flags override these values."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from autoembed.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env_int(env: dict, name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _env_float(env: dict, name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _env_bool(env: dict, name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Worker and CLI settings. Environment variable names are given beside each field."""
+
+    database_url: str | None = None  # DATABASE_URL
+    home: Path = Path(".autoembed")  # AUTOEMBED_HOME: dev database and caches
+    dev_db_port: int = 55432  # AUTOEMBED_DEV_DB_PORT
+    migrations_dir: Path = REPO_ROOT / "db" / "migrations"  # AUTOEMBED_MIGRATIONS_DIR
+    batch_size: int = 100  # AUTOEMBED_BATCH_SIZE: messages read per cycle
+    visibility_timeout: int = 120  # AUTOEMBED_VISIBILITY_TIMEOUT (s) a read job stays hidden
+    poll_interval: float = 5.0  # AUTOEMBED_POLL_INTERVAL (s) between polls when idle
+    listen: bool = True  # AUTOEMBED_LISTEN: wake on NOTIFY (off behind transaction poolers)
+    backoff_base: float = 2.0  # AUTOEMBED_BACKOFF_BASE (s): first retry delay, doubled each try
+    backoff_max: float = 300.0  # AUTOEMBED_BACKOFF_MAX (s)
+    local_backend: str = "onnx"  # AUTOEMBED_LOCAL_BACKEND: torch | onnx | onnx-int8
+    local_threads: int = 0  # AUTOEMBED_LOCAL_THREADS: 0 lets the runtime choose
+    cache_dir: Path = Path.home() / ".cache" / "autoembed"  # AUTOEMBED_CACHE_DIR: exported models
+    openai_base_url: str = "https://api.openai.com/v1"  # AUTOEMBED_OPENAI_BASE_URL
+    openai_api_key: str | None = dataclasses.field(default=None, repr=False)  # OPENAI_API_KEY
+    openai_timeout: float = 30.0  # AUTOEMBED_OPENAI_TIMEOUT (s)
+    openai_batch_size: int = 64  # AUTOEMBED_OPENAI_BATCH_SIZE: texts per request
+    metrics_port: int | None = None  # AUTOEMBED_METRICS_PORT: Prometheus /metrics when set
+
+    @classmethod
+    def from_env(cls, env: dict | None = None) -> "Settings":
+        """Build settings from the environment (or the given mapping)."""
+        env = dict(os.environ if env is None else env)
+        home = Path(env.get("AUTOEMBED_HOME") or ".autoembed")
+        metrics_port = env.get("AUTOEMBED_METRICS_PORT")
+        settings = cls(
+            database_url=env.get("DATABASE_URL") or None,
+            home=home,
+            dev_db_port=_env_int(env, "AUTOEMBED_DEV_DB_PORT", cls.dev_db_port),
+            migrations_dir=Path(env.get("AUTOEMBED_MIGRATIONS_DIR") or cls.migrations_dir),
+            batch_size=_env_int(env, "AUTOEMBED_BATCH_SIZE", cls.batch_size),
+            visibility_timeout=_env_int(env, "AUTOEMBED_VISIBILITY_TIMEOUT", cls.visibility_timeout),
+            poll_interval=_env_float(env, "AUTOEMBED_POLL_INTERVAL", cls.poll_interval),
+            listen=_env_bool(env, "AUTOEMBED_LISTEN", cls.listen),
+            backoff_base=_env_float(env, "AUTOEMBED_BACKOFF_BASE", cls.backoff_base),
+            backoff_max=_env_float(env, "AUTOEMBED_BACKOFF_MAX", cls.backoff_max),
+            local_backend=env.get("AUTOEMBED_LOCAL_BACKEND") or cls.local_backend,
+            local_threads=_env_int(env, "AUTOEMBED_LOCAL_THREADS", cls.local_threads),
+            cache_dir=Path(env.get("AUTOEMBED_CACHE_DIR") or cls.cache_dir),
+            openai_base_url=env.get("AUTOEMBED_OPENAI_BASE_URL") or cls.openai_base_url,
+            openai_api_key=env.get("AUTOEMBED_OPENAI_API_KEY") or env.get("OPENAI_API_KEY") or None,
+            openai_timeout=_env_float(env, "AUTOEMBED_OPENAI_TIMEOUT", cls.openai_timeout),
+            openai_batch_size=_env_int(env, "AUTOEMBED_OPENAI_BATCH_SIZE", cls.openai_batch_size),
+            metrics_port=int(metrics_port) if metrics_port else None,
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first setting that cannot work."""
+        if self.batch_size < 1:
+            raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.visibility_timeout < 1:
+            raise ConfigError(f"visibility timeout must be at least 1 s, got {self.visibility_timeout}")
+        if self.poll_interval <= 0:
+            raise ConfigError(f"poll interval must be positive, got {self.poll_interval}")
+        if self.local_backend not in ("torch", "onnx", "onnx-int8"):
+            raise ConfigError(
+                f"local backend must be torch, onnx or onnx-int8, got {self.local_backend!r}"
+            )
+
+    def replace(self, **changes) -> "Settings":
+        """A copy with the given fields changed (flags given on the command line), validated."""
+        changed = dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+        changed.validate()
+        return changed

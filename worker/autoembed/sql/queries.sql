@@ -1,0 +1,83 @@
+-- Runtime queries of the worker and CLI, one named block each. Loaded once by autoembed.queries.
+
+-- name: pgmq_state
+select exists (select from pg_namespace where nspname = 'pgmq'),
+       exists (select from pg_available_extensions where name = 'pgmq');
+
+-- name: migrate_lock
+select pg_advisory_lock(hashtext('autoembed.migrate'));
+
+-- name: migrate_unlock
+select pg_advisory_unlock(hashtext('autoembed.migrate'));
+
+-- name: create_migrations_table
+create schema if not exists autoembed;
+create table if not exists autoembed.schema_migrations (
+    name text primary key,
+    checksum text not null,
+    applied_at timestamptz not null default now()
+);
+
+-- name: applied_migrations
+select name, checksum from autoembed.schema_migrations order by name;
+
+-- name: record_migration
+insert into autoembed.schema_migrations (name, checksum) values (%s, %s);
+
+-- name: sources
+select id, table_name, embedder, model, dimensions, max_attempts from autoembed.sources order by id;
+
+-- name: load_content
+select pk, content, content_hash, up_to_date from autoembed.load_content(%s, %s);
+
+-- name: write_embeddings
+select pk from autoembed.write_embeddings(%s, %s, %s, %s);
+
+-- name: record_failures
+select pk from autoembed.record_failures(%s, %s, %s, %s, %s, %s);
+
+-- name: queue_depth
+select count(*) from pgmq.q_autoembed_jobs;
+
+-- name: source_for_table
+select embedder, model, dimensions from autoembed.sources where source = %s::regclass;
+
+-- name: search
+select pk, content, distance from autoembed.search(%s::regclass, %s::vector, %s);
+
+-- name: status
+select * from autoembed.status order by source_id;
+
+-- name: queue_status
+select * from autoembed.queue_status;
+
+-- name: capabilities
+select * from autoembed.capabilities();
+
+-- name: failures
+select s.table_name as source, f.pk, f.error_class, f.error_message, f.attempts, f.failed_at
+from autoembed.failures f join autoembed.sources s on s.id = f.source_id
+where %s::text is null or s.source = %s::regclass
+order by f.failed_at desc
+limit %s;
+
+-- name: watch
+select autoembed.watch(%(table)s::regclass, %(content)s, %(embedding_column)s, %(embedder)s, %(model)s,
+                       %(distance)s, %(max_attempts)s, %(clear_on_change)s, %(backfill)s);
+
+-- name: unwatch
+select autoembed.unwatch(%s::regclass);
+
+-- name: backfill
+select autoembed.backfill(%s::regclass, %s);
+
+-- name: retry_failures
+select autoembed.retry_failures(%s::regclass);
+
+-- name: sweep
+select autoembed.sweep();
+
+-- name: source_progress
+select st.rows, st.embedded, st.pending, st.failed
+from autoembed.status st
+where st.source_id = (select s.id from autoembed.sources s where s.source = %s::regclass);
