@@ -212,6 +212,9 @@ class LocalEmbedder(Embedder):
         if path.exists():
             yield f"directory {path}", str(path), True
             return
+        if self.model.startswith(("/", ".", "~")) or "\\" in self.model:  # no hub name looks so
+            tried.append(f"directory {path}: does not exist")
+            return
         try:
             from huggingface_hub import snapshot_download
 

@@ -1,0 +1,103 @@
+"""What the triggers enqueue (and do not) when applications write rows."""
+
+from __future__ import annotations
+
+import psycopg
+from support import create_docs, queue_depth, watch
+
+
+def test_insert_enqueues_one_job_per_row_in_one_statement(conn):
+    create_docs(conn)
+    watch(conn)
+    conn.execute("insert into docs (body) select 'row ' || g from generate_series(1, 10000) g")
+    assert queue_depth(conn) == 10000
+    assert conn.execute("select count(distinct message ->> 'pk') from pgmq.q_autoembed_jobs").fetchone()[0] == 10000
+
+
+def test_content_update_enqueues_and_clears_the_stale_vector(conn):
+    create_docs(conn)
+    watch(conn, backfill=False)
+    conn.execute("alter table docs disable trigger user")
+    conn.execute("insert into docs (body, embedding) values ('old', array_fill(0.1, array[16])::vector)")
+    conn.execute("alter table docs enable trigger user")
+    conn.execute("update docs set body = 'new' where id = 1")
+    assert queue_depth(conn) == 1
+    assert conn.execute("select embedding from docs").fetchone()[0] is None
+
+
+def test_keep_stale_leaves_the_old_vector_until_the_new_one(conn):
+    create_docs(conn)
+    watch(conn, backfill=False, clear_on_change=False)
+    conn.execute("alter table docs disable trigger user")
+    conn.execute("insert into docs (body, embedding) values ('old', array_fill(0.1, array[16])::vector)")
+    conn.execute("alter table docs enable trigger user")
+    conn.execute("update docs set body = 'new'")
+    assert queue_depth(conn) == 1
+    assert conn.execute("select embedding is not null from docs").fetchone()[0]
+
+
+def test_unrelated_update_enqueues_nothing_and_keeps_the_vector(conn):
+    create_docs(conn)
+    watch(conn, backfill=False)
+    conn.execute("alter table docs disable trigger user")
+    conn.execute("insert into docs (body, embedding) select 'b' || g, array_fill(0.1, array[16])::vector "
+                 "from generate_series(1, 100) g")
+    conn.execute("alter table docs enable trigger user")
+    conn.execute("update docs set views = views + 1, title = 'renamed'")
+    conn.execute("update docs set body = body")  # same content: nothing to do
+    assert queue_depth(conn) == 0
+    assert conn.execute("select count(embedding) from docs").fetchone()[0] == 100
+
+
+def test_content_function_change_is_detected_through_any_input_column(conn):
+    create_docs(conn)
+    conn.execute("create function doc_input(d docs) returns text language sql immutable "
+                 "as $$ select d.title || ': ' || d.body $$")
+    watch(conn, content="doc_input", backfill=False)
+    conn.execute("insert into docs (title, body) values ('t', 'b')")
+    conn.execute("select pgmq.purge_queue('autoembed_jobs')")
+    conn.execute("update docs set views = 7")
+    assert queue_depth(conn) == 0
+    conn.execute("update docs set title = 'T'")
+    assert queue_depth(conn) == 1
+
+
+def test_delete_forgets_row_state_and_failures(conn):
+    create_docs(conn)
+    source_id = watch(conn, backfill=False)
+    conn.execute("insert into docs (body) values ('a'), ('b')")
+    conn.execute("insert into autoembed.row_state (source_id, pk, content_hash) values (%s, '1', md5('a')::uuid)", (source_id,))
+    conn.execute("insert into autoembed.failures (source_id, pk, error_class, error_message, attempts) "
+                 "values (%s, '2', 'X', 'boom', 1)", (source_id,))
+    conn.execute("delete from docs")
+    assert conn.execute("select count(*) from autoembed.row_state").fetchone()[0] == 0
+    assert conn.execute("select count(*) from autoembed.failures").fetchone()[0] == 0
+
+
+def test_notify_is_delivered_at_commit_not_before(dsn, conn):
+    create_docs(conn)
+    watch(conn, backfill=False)
+    with psycopg.connect(dsn, autocommit=True) as listener, psycopg.connect(dsn) as writer:
+        listener.execute("listen autoembed")
+        writer.execute("insert into docs (body) values ('x')")
+        assert list(listener.notifies(timeout=0.3, stop_after=1)) == []
+        writer.commit()
+        notes = list(listener.notifies(timeout=2, stop_after=1))
+        assert [n.channel for n in notes] == ["autoembed"]
+
+
+def test_rolled_back_insert_leaves_no_job(dsn, conn):
+    create_docs(conn)
+    watch(conn, backfill=False)
+    with psycopg.connect(dsn) as writer:
+        writer.execute("insert into docs (body) values ('x')")
+        writer.rollback()
+    assert queue_depth(conn) == 0
+
+
+def test_job_messages_carry_only_source_id_and_key(conn):
+    create_docs(conn)
+    watch(conn, backfill=False)
+    conn.execute("insert into docs (title, body) values ('secret title', 'secret body')")
+    message = conn.execute("select message from pgmq.q_autoembed_jobs").fetchone()[0]
+    assert set(message) == {"source_id", "pk"}

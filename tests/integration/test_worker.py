@@ -1,0 +1,261 @@
+"""The worker draining real queues: embedding, dedup, stale-write protection, deletes, retries, failures."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import psycopg
+import pytest
+from support import DIMS, FixedEmbedders, RecordingEmbedder, create_docs, drain, expected, queue_depth, watch
+
+from autoembed.embedders import build_embedder
+from autoembed.embedders.hashing import HashingEmbedder
+from autoembed.testing.openai_stub import OpenAIStub
+from autoembed.worker import Worker
+
+
+def vectors(conn) -> dict[int, np.ndarray | None]:
+    return {i: (None if e is None else e.to_numpy()) for i, e in conn.execute("select id, embedding from docs order by id")}
+
+
+def test_drain_embeds_every_row_with_its_content_including_korean_and_emoji(conn, dsn, settings):
+    create_docs(conn)
+    texts = ["hello world", "안녕하세요, 세계! 한국어 검색", "🎉🚀 emoji only", "Mixed 한국어 and English 텍스트",
+             "tab\tand\nnewline \x01 control"]
+    with conn.cursor() as cur:
+        cur.executemany("insert into docs (body) values (%s)", [(t,) for t in texts])
+    watch(conn)
+    drain(dsn, settings)
+    stored = vectors(conn)
+    for i, text in enumerate(texts, start=1):
+        np.testing.assert_allclose(stored[i], expected(text), atol=1e-6)
+    assert queue_depth(conn) == 0
+    status = conn.execute("select rows, embedded, pending, failed, last_success_at is not null from autoembed.status").fetchone()
+    assert status == (5, 5, 0, 0, True)
+    assert conn.execute("select body from docs where id = 2").fetchone()[0] == texts[1]
+
+
+def test_duplicate_jobs_for_a_row_embed_it_once(conn, dsn, settings):
+    create_docs(conn)
+    watch(conn)
+    conn.execute("insert into docs (body) values ('v1')")
+    for version in ("v2", "v3", "v4"):
+        conn.execute("update docs set body = %s", (version,))
+    assert queue_depth(conn) == 4
+    recorder = RecordingEmbedder(HashingEmbedder("hashing-test", DIMS))
+    drain(dsn, settings, FixedEmbedders(settings, recorder))
+    assert recorder.texts == ["v4"]
+    np.testing.assert_allclose(vectors(conn)[1], expected("v4"), atol=1e-6)
+
+
+def test_rows_whose_content_is_already_embedded_are_skipped(conn, dsn, settings):
+    create_docs(conn)
+    watch(conn)
+    conn.execute("insert into docs (body) values ('A')")
+    drain(dsn, settings)
+    conn.execute("update docs set body = 'B'")
+    conn.execute("update docs set body = 'A'")  # back to the embedded content before the worker ran
+    conn.execute("select autoembed.backfill('docs', only_missing => false)")
+    recorder = RecordingEmbedder(HashingEmbedder("hashing-test", DIMS))
+    drain(dsn, settings, FixedEmbedders(settings, recorder))
+    # the clear-on-change trigger emptied the column, so 'A' is embedded once more, then never again
+    assert recorder.texts == ["A"]
+    conn.execute("select autoembed.backfill('docs', only_missing => false)")
+    recorder.calls.clear()
+    drain(dsn, settings, FixedEmbedders(settings, recorder))
+    assert recorder.texts == []
+    np.testing.assert_allclose(vectors(conn)[1], expected("A"), atol=1e-6)
+
+
+@pytest.mark.parametrize("clear_on_change", [True, False])
+def test_a_concurrent_update_during_the_model_call_wins(conn, dsn, settings, clear_on_change):
+    create_docs(conn)
+    watch(conn, clear_on_change=clear_on_change)
+    conn.execute("insert into docs (body) values ('first version')")
+
+    def change_row_while_embedding(texts):
+        if "first version" in texts:
+            with psycopg.connect(dsn, autocommit=True) as other:
+                other.execute("update docs set body = 'second version'")
+
+    recorder = RecordingEmbedder(HashingEmbedder("hashing-test", DIMS), before=change_row_while_embedding)
+    drain(dsn, settings, FixedEmbedders(settings, recorder))
+    assert recorder.texts == ["first version", "second version"]
+    np.testing.assert_allclose(vectors(conn)[1], expected("second version"), atol=1e-6)
+    assert queue_depth(conn) == 0
+
+
+def test_jobs_for_deleted_rows_are_dropped(conn, dsn, settings):
+    create_docs(conn)
+    watch(conn)
+    conn.execute("insert into docs (body) select 'r' || g from generate_series(1, 10) g")
+    conn.execute("delete from docs where id % 2 = 0")
+    recorder = RecordingEmbedder(HashingEmbedder("hashing-test", DIMS))
+    drain(dsn, settings, FixedEmbedders(settings, recorder))
+    assert sorted(recorder.texts) == sorted(f"r{i}" for i in range(1, 11, 2))
+    assert queue_depth(conn) == 0
+
+
+def test_null_and_empty_content_end_in_a_failure_record_and_no_vector(conn, dsn, settings):
+    create_docs(conn)
+    watch(conn)
+    conn.execute("insert into docs (body) values (null), (''), ('   '), ('fine')")
+    drain(dsn, settings)
+    failures = dict(conn.execute("select pk, error_message from autoembed.failures order by pk").fetchall())
+    assert failures == {"1": "content is NULL: nothing to embed",
+                        "2": "content is empty or whitespace only: nothing to embed",
+                        "3": "content is empty or whitespace only: nothing to embed"}
+    stored = vectors(conn)
+    assert stored[1] is None and stored[2] is None and stored[3] is None and stored[4] is not None
+    conn.execute("update docs set body = 'now there is text' where id = 1")
+    drain(dsn, settings)
+    assert vectors(conn)[1] is not None
+    assert conn.execute("select count(*) from autoembed.failures where pk = '1'").fetchone()[0] == 0
+
+
+def openai_watch(conn, **options):
+    return watch(conn, embedder="openai", model="stub-model", **options)
+
+
+def stub_settings(settings, stub, **changes):
+    return settings.replace(openai_base_url=stub.base_url, openai_timeout=2.0, **changes)
+
+
+def test_transient_provider_errors_are_retried_until_success(conn, dsn, settings):
+    create_docs(conn)
+    openai_watch(conn)
+    conn.execute("insert into docs (body) select 'doc ' || g from generate_series(1, 20) g")
+    with OpenAIStub(dimensions=DIMS, faults={"500": 0.3, "429": 0.2}, seed=3) as stub:
+        drain(dsn, stub_settings(settings, stub))
+        assert stub.counts["500"] + stub.counts["429"] > 0
+    stored = vectors(conn)
+    for i in range(1, 21):
+        np.testing.assert_allclose(stored[i], expected(f"doc {i}"), atol=1e-6)
+    assert conn.execute("select count(*) from autoembed.failures").fetchone()[0] == 0
+
+
+def test_a_bad_row_fails_alone_and_its_batch_mates_are_embedded(conn, dsn, settings):
+    create_docs(conn)
+    openai_watch(conn)
+    conn.execute("insert into docs (body) select 'doc ' || g from generate_series(1, 9) g")
+    conn.execute("insert into docs (body) values ('this one is POISON')")
+    with OpenAIStub(dimensions=DIMS, fail_texts=["POISON"]) as stub:
+        drain(dsn, stub_settings(settings, stub))
+    assert conn.execute("select count(embedding) from docs").fetchone()[0] == 9
+    cls, message, attempts = conn.execute("select error_class, error_message, attempts from autoembed.failures "
+                                          "where pk = '10'").fetchone()
+    assert cls == "EmbeddingError" and "HTTP 400" in message and "POISON" in message and attempts == 1
+    assert queue_depth(conn) == 0
+
+
+def test_after_max_attempts_a_row_goes_to_failures_and_can_be_retried(conn, dsn, settings):
+    create_docs(conn)
+    openai_watch(conn, max_attempts=3)
+    conn.execute("insert into docs (body) values ('always failing')")
+    with OpenAIStub(dimensions=DIMS, faults={"503": 1.0}) as stub:
+        drain(dsn, stub_settings(settings, stub))
+        assert stub.counts["503"] == 3
+    cls, message, attempts = conn.execute("select error_class, error_message, attempts from autoembed.failures").fetchone()
+    assert "HTTP 503" in message and attempts == 3
+    assert conn.execute("select count(*) from pgmq.a_autoembed_jobs").fetchone()[0] == 1
+    assert queue_depth(conn) == 0
+    conn.execute("select autoembed.retry_failures('docs')")
+    with OpenAIStub(dimensions=DIMS) as stub:
+        drain(dsn, stub_settings(settings, stub))
+    np.testing.assert_allclose(vectors(conn)[1], expected("always failing"), atol=1e-6)
+    assert conn.execute("select count(*) from autoembed.failures").fetchone()[0] == 0
+
+
+def test_wrong_dimension_from_the_model_is_a_clear_failure(conn, dsn, settings):
+    create_docs(conn)
+    openai_watch(conn)
+    conn.execute("insert into docs (body) values ('x')")
+    with OpenAIStub(dimensions=DIMS + 4) as stub:
+        drain(dsn, stub_settings(settings, stub))
+    message = conn.execute("select error_message from autoembed.failures").fetchone()[0]
+    assert f"{DIMS + 4}-dimensional" in message and f"holds {DIMS}" in message
+
+
+def test_worker_start_refuses_a_model_whose_dimension_does_not_match(conn, dsn, settings):
+    from autoembed.errors import ConfigError
+
+    create_docs(conn, dims=8)
+    watch(conn, embedder="local", model="sentence-transformers/all-MiniLM-L6-v2", backfill=False)
+
+    class LocalLike(FixedEmbedders):
+        def get(self, kind, model, dimensions):
+            return build_embedder("hashing", model, 384, self._settings)  # a 384-d model, like MiniLM
+
+    worker = Worker(settings, dsn, LocalLike(settings, None))
+    try:
+        worker.pool.open()
+        with pytest.raises(ConfigError, match="makes 384-dimensional vectors, the column holds 8"):
+            worker.check_sources()
+    finally:
+        worker.close()
+
+
+def test_unwatched_source_jobs_are_dropped(conn, dsn, settings):
+    create_docs(conn)
+    source_id = watch(conn)
+    conn.execute("select autoembed.unwatch('docs')")
+    conn.execute("select pgmq.send('autoembed_jobs', jsonb_build_object('source_id', %s, 'pk', '1'))", (source_id,))
+    conn.execute("select pgmq.send('autoembed_jobs', '{\"something\": \"else\"}')")
+    drain(dsn, settings)
+    assert queue_depth(conn) == 0
+
+
+def test_idle_worker_wakes_on_notify_fast(conn, dsn, settings):
+    import time
+
+    create_docs(conn)
+    watch(conn)
+    worker = Worker(settings.replace(poll_interval=30.0), dsn)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.5)
+        conn.execute("insert into docs (body) values ('wake up')")
+        started = time.monotonic()
+        while conn.execute("select embedding is null from docs").fetchone()[0]:
+            assert time.monotonic() - started < 5, "the worker did not wake on NOTIFY"
+            time.sleep(0.01)
+    finally:
+        worker.stop()
+        thread.join(10)
+        worker.close()
+    assert not thread.is_alive()
+
+
+def test_duplicate_jobs_in_overlapping_batches_embed_each_content_once(conn, dsn, settings):
+    create_docs(conn)
+    watch(conn)
+    conn.execute("insert into docs (body) select 'doc ' || g from generate_series(1, 40) g")
+    conn.execute("select autoembed.backfill('docs', only_missing => false)")  # a second job for every row
+    assert queue_depth(conn) == 80
+    recorder = RecordingEmbedder(HashingEmbedder("hashing-test", DIMS))
+    drain(dsn, settings.replace(batch_size=5), FixedEmbedders(settings, recorder))
+    assert sorted(recorder.texts) == sorted(f"doc {i}" for i in range(1, 41))
+    assert conn.execute("select count(embedding) from docs").fetchone()[0] == 40
+
+
+def test_stop_releases_the_prefetched_batch(conn, dsn, settings):
+    create_docs(conn)
+    watch(conn)
+    conn.execute("insert into docs (body) select 'doc ' || g from generate_series(1, 30) g")
+    worker = None
+
+    def stop_during_first_embed(texts):
+        worker.stop()
+
+    recorder = RecordingEmbedder(HashingEmbedder("hashing-test", DIMS), before=stop_during_first_embed)
+    worker = Worker(settings.replace(batch_size=10), dsn, FixedEmbedders(settings, recorder))
+    try:
+        worker.run()
+    finally:
+        worker.close()
+    assert len(recorder.calls) == 1  # the batch in hand was finished, nothing else started
+    assert conn.execute("select count(embedding) from docs").fetchone()[0] == 10
+    visible = conn.execute("select count(*) from pgmq.q_autoembed_jobs where vt <= clock_timestamp()").fetchone()[0]
+    assert visible == 20  # the prefetched batch went straight back to the queue
