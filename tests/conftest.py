@@ -104,6 +104,18 @@ def template(server: Server) -> str:
     return TEMPLATE
 
 
+@pytest.fixture(scope="session")
+def cron_dsn(server: Server) -> str:
+    """The database pg_cron runs in (cron.database_name), migrated; skips on servers whose cron
+    database the tests do not know."""
+    if server.cluster is None:
+        pytest.skip("needs the tests' own cluster, whose cron.database_name is known")
+    url = server.url(CRON_DB)
+    with db.connect(url) as conn:
+        apply_migrations(conn, MIGRATIONS)
+    return url
+
+
 @pytest.fixture
 def dsn(server: Server, template: str) -> Iterator[str]:
     """A fresh migrated database for this test."""

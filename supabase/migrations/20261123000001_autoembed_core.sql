@@ -674,7 +674,7 @@ as $$
     union all
     select 'pg_net', e.extversion is not null,
            case when e.extversion is not null then 'pg_net ' || e.extversion
-                else 'not installed: the database cannot call an HTTP worker by itself (autoembed.schedule_http_drain); run `autoembed worker`' end
+                else 'not installed: the database cannot wake an HTTP worker by itself (autoembed.schedule_drain_requests); run `autoembed worker`' end
     from (select (select extversion from pg_extension where extname = 'pg_net') as extversion) e
 $$;
 comment on function autoembed.capabilities is 'Which optional extensions are present, and what is missing without them.';

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from conftest import CRON_DB, MIGRATIONS
+from conftest import MIGRATIONS
 
 from autoembed import db
 from autoembed.errors import MigrationError
@@ -72,15 +72,11 @@ def test_a_misnamed_file_is_refused(tmp_path):
         migration_files(tmp_path)
 
 
-def test_pg_cron_schedules_the_sweep_in_the_cron_database(server):
-    if server.cluster is None:
-        pytest.skip("needs the tests' own cluster, whose cron.database_name is known")
-    with db.connect(server.url(CRON_DB)) as conn:
-        apply_migrations(conn, MIGRATIONS)
+def test_pg_cron_schedules_the_sweep_in_the_cron_database(cron_dsn):
+    with db.connect(cron_dsn, autocommit=True) as conn:
         job = conn.execute("select schedule, command from cron.job where jobname = 'autoembed-sweep'").fetchone()
         available, detail = conn.execute(
             "select available, detail from autoembed.capabilities() where feature = 'pg_cron'").fetchone()
-        conn.rollback()
     assert job == ("* * * * *", "select autoembed.sweep()")
     assert available and "sweep job scheduled" in detail
 

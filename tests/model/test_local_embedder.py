@@ -161,7 +161,8 @@ def test_second_construction_loads_the_cached_export(embedders, model_cache, mon
     monkeypatch.setattr(LocalEmbedder, "_quantize", no_export)
     for backend in ("onnx", "onnx-int8"):
         # the short name maps to the same cache directory
-        again = build_embedder("local", "all-MiniLM-L6-v2", 384, Settings(cache_dir=model_cache, local_backend=backend))
+        settings = Settings(cache_dir=model_cache, local_backend=backend)
+        again = build_embedder("local", "all-MiniLM-L6-v2", 384, settings)
         assert again.source == str(model_cache / safe_dir_name(MODEL))
         assert _cos(again.embed(["bread"])[0], embedders(backend).embed(["bread"])[0]) > 0.9999
     assert [f.stat().st_mtime_ns for f in files] == mtimes
@@ -178,6 +179,13 @@ def test_unknown_model_gives_config_error_naming_it_quickly(backend, tmp_path):
     assert "Hugging Face cache" in message and "hub" in message  # says what was tried
     assert time.monotonic() - started < 20  # not huggingface_hub's ~70 s of retries offline
     assert not list(tmp_path.iterdir())  # no half-written cache left behind
+
+
+def test_a_missing_directory_says_so(tmp_path):
+    missing = tmp_path / "no-model-here"
+    with pytest.raises(ConfigError, match="does not exist") as caught:
+        build_embedder("local", str(missing), 384, Settings(cache_dir=tmp_path, local_backend="torch"))
+    assert str(missing) in str(caught.value)
 
 
 def test_a_failure_inside_embed_is_a_non_retryable_embedding_error(embedders):

@@ -60,9 +60,9 @@ def main(ctx: click.Context, dsn: str | None, log_level: str) -> None:
 
     Settings come from the environment (AUTOEMBED_*, DATABASE_URL, OPENAI_API_KEY); flags override them.
     """
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
-    logging.getLogger("pgmq").setLevel(logging.WARNING)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)  # third-party libraries (ONNX quantizer, pgmq) stay quiet
+    logging.getLogger("autoembed").setLevel(log_level.upper())
     try:
         settings = Settings.from_env().replace(database_url=dsn)
     except AutoembedError as exc:

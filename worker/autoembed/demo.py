@@ -5,8 +5,8 @@ from __future__ import annotations
 from importlib.resources import files
 
 import click
-import psycopg
 
+from autoembed import db
 from autoembed.search import search
 from autoembed.settings import Settings
 from autoembed.worker import run_worker
@@ -23,15 +23,15 @@ QUERY = "How do I bake bread at home?"
 
 
 def run_demo(settings: Settings, dsn: str) -> None:
-    """Create and watch demo_documents, insert samples, drain the queue, show status and a search."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    """(Re)create and watch demo_documents, insert samples, drain the queue, show status and a search."""
+    with db.connect(dsn, autocommit=True) as conn:
         conn.execute(files("autoembed").joinpath("sql", "demo.sql").read_text(encoding="utf-8"))
         conn.execute("select autoembed.watch('public.demo_documents', 'body')")
         with conn.cursor() as cur:
             cur.executemany("insert into public.demo_documents (title, body) values (%s, %s)", SAMPLES)
         click.echo(f"inserted {len(SAMPLES)} rows into demo_documents; running the worker until the queue is empty")
     run_worker(settings, dsn, drain=True)
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with db.connect(dsn, autocommit=True) as conn:
         rows = conn.execute(
             "select id, title, embedding is not null, vector_dims(embedding) from public.demo_documents order by id"
         ).fetchall()

