@@ -109,3 +109,24 @@ def test_dev_db_start_status_url_stop(tmp_path):
     result = run("status", env=env, check=False)
     assert result.returncode == 2 and "no database: set DATABASE_URL" in result.stderr
     assert Path(env["AUTOEMBED_HOME"], "devdb", "data", "PG_VERSION").exists()
+
+
+def test_backfill_wait_shows_progress_until_done_and_metrics_are_served(conn, cli_env):
+    import urllib.request
+
+    conn.execute("create table notes (id bigint generated always as identity primary key, body text, embedding vector(8))")
+    conn.execute("insert into notes (body) select 'note ' || g from generate_series(1, 500) g")
+    run("watch", "notes", "--content", "body", "--embedder", "hashing", "--model", "h", "--no-backfill", env=cli_env)
+    port = free_port()
+    worker = subprocess.Popen([*AUTOEMBED, "worker", "--metrics-port", str(port)], env={**os.environ, **cli_env},
+                              stderr=subprocess.DEVNULL)
+    try:
+        result = run("backfill", "notes", "--wait", env=cli_env, timeout=60)
+        assert "enqueued 500 row(s) of notes" in result.stdout
+        assert "notes: 500 of 500 rows embedded, 0 failed" in result.stdout
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        embedded = [line for line in metrics.splitlines() if line.startswith('autoembed_rows_total{outcome="embedded"}')]
+        assert embedded and float(embedded[0].split()[-1]) == 500
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=15)

@@ -196,3 +196,19 @@ def test_capabilities_report_missing_optional_extensions(conn):
     if not caps["pg_net"][0]:
         assert "not installed" in caps["pg_net"][1]
     assert "sweep" in caps["pg_cron"][1]
+
+
+def test_sweep_reenqueues_rows_missed_by_every_other_path(conn):
+    create_docs(conn)
+    source_id = watch(conn, backfill=False)
+    conn.execute("alter table docs disable trigger user")  # writes that bypass the triggers
+    conn.execute("insert into docs (body) select 'lost ' || g from generate_series(1, 5) g")
+    conn.execute("insert into docs (body, embedding) values ('done', array_fill(0.1, array[16])::vector)")
+    conn.execute("alter table docs enable trigger user")
+    conn.execute("select autoembed.enqueue(%s, array['1'])", (source_id,))  # row 1 already has a job
+    conn.execute("insert into autoembed.failures (source_id, pk, error_class, error_message, attempts) "
+                 "values (%s, '2', 'X', 'boom', 5)", (source_id,))  # row 2 failed for good
+    assert conn.execute("select autoembed.sweep()").fetchone()[0] == 3
+    pks = sorted(r[0] for r in conn.execute("select message ->> 'pk' from pgmq.q_autoembed_jobs"))
+    assert pks == ["1", "3", "4", "5"]
+    assert conn.execute("select autoembed.sweep()").fetchone()[0] == 0  # nothing missed twice
