@@ -39,6 +39,23 @@ begin
 end
 $$;
 
+-- Both drain functions need pg_net and an http(s) URL; `caller` names the function in the error.
+create function autoembed.check_drain_target(caller text, url text)
+returns void
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if not exists (select from pg_extension where extname = 'pg_net') then
+        raise exception '% needs pg_net, which is not installed in this database', caller
+            using hint = 'On Supabase enable pg_net; elsewhere run `autoembed worker`, which listens for new jobs itself.';
+    end if;
+    if url is null or url !~ '^https?://' then
+        raise exception '%: url must start with http:// or https://, got %', caller, quote_nullable(url);
+    end if;
+end
+$$;
+
 -- POST {queue, visible_jobs} to `url` when jobs are waiting; returns pg_net's request id (NULL: none waiting).
 create function autoembed.request_drain(url text, headers jsonb default '{}', timeout_ms int default 5000)
 returns bigint
@@ -49,13 +66,7 @@ declare
     visible bigint;
     request_id bigint;
 begin
-    if not exists (select from pg_extension where extname = 'pg_net') then
-        raise exception 'autoembed.request_drain needs pg_net, which is not installed in this database'
-            using hint = 'On Supabase enable pg_net; elsewhere run `autoembed worker`, which listens for new jobs itself.';
-    end if;
-    if url is null or url !~ '^https?://' then
-        raise exception 'autoembed.request_drain: url must start with http:// or https://, got %', quote_nullable(url);
-    end if;
+    perform autoembed.check_drain_target('autoembed.request_drain', url);
     select count(*) into visible from pgmq.q_autoembed_jobs where vt <= clock_timestamp();
     if visible = 0 then
         return null;
@@ -76,13 +87,7 @@ as $$
 declare
     schedule text := autoembed.drain_schedule(every);
 begin
-    if not exists (select from pg_extension where extname = 'pg_net') then
-        raise exception 'autoembed.schedule_drain_requests needs pg_net, which is not installed in this database'
-            using hint = 'On Supabase enable pg_net; elsewhere run `autoembed worker`, which listens for new jobs itself.';
-    end if;
-    if url is null or url !~ '^https?://' then
-        raise exception 'autoembed.schedule_drain_requests: url must start with http:// or https://, got %', quote_nullable(url);
-    end if;
+    perform autoembed.check_drain_target('autoembed.schedule_drain_requests', url);
     return cron.schedule('autoembed-drain-requests', schedule,
                          format('select autoembed.request_drain(%L, %L::jsonb)', url, coalesce(headers, '{}')));
 end

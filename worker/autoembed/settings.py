@@ -12,24 +12,23 @@ from autoembed.errors import ConfigError
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _env_int(env: dict, name: str, default: int) -> int:
+def _env_number(env: dict, name: str, default, kind: type):
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        return kind(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+        noun = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"{name} must be {noun}, got {raw!r}") from None
+
+
+def _env_int(env: dict, name: str, default: int) -> int:
+    return _env_number(env, name, default, int)
 
 
 def _env_float(env: dict, name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    return _env_number(env, name, default, float)
 
 
 def _env_bool(env: dict, name: str, default: bool) -> bool:
