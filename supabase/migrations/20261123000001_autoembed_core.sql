@@ -55,10 +55,13 @@ create table autoembed.sources (
     id int generated always as identity primary key,
     source regclass not null unique,
     table_name text not null,                 -- schema-qualified name at watch time, for reports
-    pk_column name not null,
+    pk_column name not null,                  -- names as at watch time; the attnums below follow renames
     content_column name,                      -- either a column ...
     content_function regprocedure,            -- ... or fn(row) returns text
     embedding_column name not null,
+    pk_attnum smallint not null,
+    content_attnum smallint,
+    embedding_attnum smallint not null,
     dimensions int not null check (dimensions > 0),
     embedder text not null check (embedder in ('local', 'openai', 'hashing')),
     model text not null check (model <> ''),
@@ -98,15 +101,24 @@ comment on table autoembed.failures is 'Rows that could not be embedded, with th
 -- The SQL expression for a source's content, evaluated on the row alias `alias`.
 create function autoembed.content_expr(src autoembed.sources, alias text)
 returns text
-language sql stable
+language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
-    select case
-        when src.content_column is not null then format('%I.%I::text', alias, src.content_column)
-        else (select format('%I.%I(%I.*)', n.nspname, p.proname, alias)
-              from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-              where p.oid = src.content_function)
-    end
+declare
+    expr text;
+begin
+    if src.content_column is not null then
+        return format('%I.%I::text', alias, src.content_column);
+    end if;
+    select format('%I.%I(%I.*)', n.nspname, p.proname, alias) into expr
+    from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+    where p.oid = src.content_function;
+    if expr is null then
+        raise exception 'autoembed: the content function of source % (%) was dropped', src.id, src.table_name
+            using errcode = 'undefined_function';
+    end if;
+    return expr;
+end
 $$;
 
 create function autoembed.source_by_table(source regclass)
@@ -147,9 +159,43 @@ begin
 end
 $$;
 
+-- The registration with its column names as they are now (looked up by attnum, so a renamed
+-- column keeps working). A dropped table or column raises undefined_table / undefined_column.
+create function autoembed.current_names(src autoembed.sources)
+returns autoembed.sources
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    col smallint;
+    current name;
+begin
+    if not exists (select from pg_class where oid = src.source) then
+        raise exception 'autoembed: the table of source % (%) was dropped', src.id, src.table_name
+            using errcode = 'undefined_table', hint = 'Remove the registration with autoembed.sweep() or re-watch a new table.';
+    end if;
+    foreach col in array array[src.pk_attnum, src.content_attnum, src.embedding_attnum] loop
+        continue when col is null;
+        select a.attname into current from pg_attribute a
+        where a.attrelid = src.source and a.attnum = col and not a.attisdropped;
+        if current is null then
+            raise exception 'autoembed: a column of source % (%) was dropped', src.id, src.table_name
+                using errcode = 'undefined_column', hint = 'Re-run autoembed.watch() with the columns the table has now.';
+        end if;
+        if col = src.pk_attnum then src.pk_column := current; end if;
+        if col = src.content_attnum then src.content_column := current; end if;
+        if col = src.embedding_attnum then src.embedding_column := current; end if;
+    end loop;
+    return src;
+end
+$$;
+
 -- 4. Triggers --------------------------------------------------------------------------------------
--- Statement-level: one pgmq.send_batch per statement, whatever its row count.
-create function autoembed.enqueue_inserted()
+-- Statement-level AFTER INSERT / UPDATE / DELETE (one trigger each, all on this function): one
+-- pgmq.send_batch per statement, whatever its row count. An UPDATE enqueues only rows whose content
+-- changed; a DELETE forgets the rows' state and failures. A registration that no longer fits the
+-- table (dropped column or function) never fails the application's statement: it warns instead.
+create function autoembed.on_write()
 returns trigger
 language plpgsql
 set search_path = pg_catalog, pg_temp
@@ -159,48 +205,26 @@ declare
     pks text[];
 begin
     select * into src from autoembed.sources where id = tg_argv[0]::int;
-    execute format('select array_agg(n.%I::text) from autoembed_new n', src.pk_column) into pks;
-    perform autoembed.enqueue(src.id, pks);
+    src := autoembed.current_names(src);
+    if tg_op = 'INSERT' then
+        execute format('select array_agg(n.%I::text) from autoembed_new n', src.pk_column) into pks;
+        perform autoembed.enqueue(src.id, pks);
+    elsif tg_op = 'UPDATE' then
+        execute format(
+            'select array_agg(n.%1$I::text)
+             from autoembed_new n left join autoembed_old o on o.%1$I = n.%1$I
+             where o.%1$I is null or %2$s is distinct from %3$s',
+            src.pk_column, autoembed.content_expr(src, 'n'), autoembed.content_expr(src, 'o'))
+        into pks;
+        perform autoembed.enqueue(src.id, pks);
+    else
+        execute format('select array_agg(o.%I::text) from autoembed_old o', src.pk_column) into pks;
+        delete from autoembed.row_state s where s.source_id = src.id and s.pk = any(pks);
+        delete from autoembed.failures f where f.source_id = src.id and f.pk = any(pks);
+    end if;
     return null;
-end
-$$;
-
-create function autoembed.enqueue_updated()
-returns trigger
-language plpgsql
-set search_path = pg_catalog, pg_temp
-as $$
-declare
-    src autoembed.sources;
-    pks text[];
-begin
-    select * into src from autoembed.sources where id = tg_argv[0]::int;
-    execute format(
-        'select array_agg(n.%1$I::text)
-         from autoembed_new n left join autoembed_old o on o.%1$I = n.%1$I
-         where o.%1$I is null or %2$s is distinct from %3$s',
-        src.pk_column, autoembed.content_expr(src, 'n'), autoembed.content_expr(src, 'o'))
-    into pks;
-    perform autoembed.enqueue(src.id, pks);
-    return null;
-end
-$$;
-
-create function autoembed.forget_deleted()
-returns trigger
-language plpgsql
-set search_path = pg_catalog, pg_temp
-as $$
-declare
-    src autoembed.sources;
-begin
-    select * into src from autoembed.sources where id = tg_argv[0]::int;
-    execute format(
-        'delete from autoembed.row_state s using autoembed_old o where s.source_id = %s and s.pk = o.%I::text',
-        src.id, src.pk_column);
-    execute format(
-        'delete from autoembed.failures f using autoembed_old o where f.source_id = %s and f.pk = o.%I::text',
-        src.id, src.pk_column);
+exception when undefined_column or undefined_table or undefined_function then
+    raise warning 'autoembed: source % is broken (%): % not handled', tg_argv[0], sqlerrm, lower(tg_op);
     return null;
 end
 $$;
@@ -227,14 +251,14 @@ begin
     perform autoembed.drop_triggers(src.source);
     execute format(
         'create trigger autoembed_enqueue_insert after insert on %s referencing new table as autoembed_new
-         for each statement execute function autoembed.enqueue_inserted(%s)', src.source, src.id);
+         for each statement execute function autoembed.on_write(%s)', src.source, src.id);
     execute format(
         'create trigger autoembed_enqueue_update after update on %s
          referencing old table as autoembed_old new table as autoembed_new
-         for each statement execute function autoembed.enqueue_updated(%s)', src.source, src.id);
+         for each statement execute function autoembed.on_write(%s)', src.source, src.id);
     execute format(
         'create trigger autoembed_forget_delete after delete on %s referencing old table as autoembed_old
-         for each statement execute function autoembed.forget_deleted(%s)', src.source, src.id);
+         for each statement execute function autoembed.on_write(%s)', src.source, src.id);
     if src.clear_on_change then
         execute format(
             'create trigger autoembed_clear_embedding before update on %s for each row
@@ -319,6 +343,7 @@ as $$
 declare
     rel pg_class;
     pk_cols name[];
+    pk_attnums smallint[];
     emb pg_attribute;
     emb_type text;
     resolved record;
@@ -333,7 +358,7 @@ begin
         raise exception 'autoembed.watch: % is not a table', source;
     end if;
 
-    select array_agg(a.attname order by k.ord) into pk_cols
+    select array_agg(a.attname order by k.ord), array_agg(a.attnum order by k.ord) into pk_cols, pk_attnums
     from pg_index i
     cross join unnest(i.indkey) with ordinality k(attnum, ord)
     join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
@@ -387,15 +412,18 @@ begin
 
     select * into previous from autoembed.sources s where s.source = watch.source;
     insert into autoembed.sources as s (source, table_name, pk_column, content_column, content_function,
-                                        embedding_column, dimensions, embedder, model, distance,
-                                        max_attempts, clear_on_change)
+                                        embedding_column, pk_attnum, content_attnum, embedding_attnum,
+                                        dimensions, embedder, model, distance, max_attempts, clear_on_change)
     values (source, source::text, pk_cols[1], resolved.content_column, resolved.content_function,
-            embedding_column, emb.atttypmod, embedder, model, distance, max_attempts,
-            coalesce(clear_on_change, true))
+            embedding_column, pk_attnums[1],
+            (select a.attnum from pg_attribute a where a.attrelid = source and a.attname = resolved.content_column),
+            emb.attnum, emb.atttypmod, embedder, model, distance, max_attempts, coalesce(clear_on_change, true))
     on conflict on constraint sources_source_key do update
     set table_name = excluded.table_name, pk_column = excluded.pk_column,
         content_column = excluded.content_column, content_function = excluded.content_function,
-        embedding_column = excluded.embedding_column, dimensions = excluded.dimensions,
+        embedding_column = excluded.embedding_column, pk_attnum = excluded.pk_attnum,
+        content_attnum = excluded.content_attnum, embedding_attnum = excluded.embedding_attnum,
+        dimensions = excluded.dimensions,
         embedder = excluded.embedder, model = excluded.model, distance = excluded.distance,
         max_attempts = excluded.max_attempts, clear_on_change = excluded.clear_on_change,
         updated_at = now()
@@ -441,9 +469,9 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    src autoembed.sources := autoembed.source_by_table(source);
+    src autoembed.sources := autoembed.current_names(autoembed.source_by_table(source));
     pk_type text := (select format_type(a.atttypid, a.atttypmod) from pg_attribute a
-                     where a.attrelid = src.source and a.attname = src.pk_column);
+                     where a.attrelid = src.source and a.attnum = src.pk_attnum);
     keys text[];
     last_key text;
     total bigint := 0;
@@ -491,41 +519,70 @@ $$;
 comment on function autoembed.retry_failures is 'Re-enqueue failed rows (of one table, or all) and clear their failure records.';
 
 -- 6. Worker-facing functions ------------------------------------------------------------------------
--- Current content of the given rows. Rows that no longer exist are simply absent.
--- up_to_date: the stored vector already embeds exactly this content.
+create type autoembed.loaded_row as (pk text, content text, content_hash uuid, up_to_date boolean, error text);
+
+-- Current content of the given rows; rows that no longer exist are absent. up_to_date: the stored
+-- vector already embeds exactly this content. When the content function raises for some row, the
+-- rows are evaluated one by one and the failing ones carry `error` (their neighbours are unaffected).
+-- A dropped table or column raises undefined_table / undefined_column: the source is broken.
 create function autoembed.load_content(source_id int, pks text[])
-returns table (pk text, content text, content_hash uuid, up_to_date boolean)
+returns setof autoembed.loaded_row
 language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
 declare
     src autoembed.sources;
     pk_type text;
+    query text;
+    loaded autoembed.loaded_row[];
+    one autoembed.loaded_row;
+    key text;
 begin
     select * into src from autoembed.sources s where s.id = load_content.source_id;
     if not found then
         return;
     end if;
+    src := autoembed.current_names(src);
     select format_type(a.atttypid, a.atttypmod) into pk_type from pg_attribute a
-    where a.attrelid = src.source and a.attname = src.pk_column and not a.attisdropped;
-    if pk_type is null then
-        raise exception 'autoembed: source % (%) has no column % any more', src.id, src.table_name, src.pk_column;
-    end if;
-    return query execute format(
+    where a.attrelid = src.source and a.attnum = src.pk_attnum;
+    query := format(
         'select t.%1$I::text, c.content, md5(c.content)::uuid,
-                (t.%2$I is not null and s.content_hash is not distinct from md5(c.content)::uuid)
+                (t.%2$I is not null and s.content_hash is not distinct from md5(c.content)::uuid), null::text
          from %3$s t
          cross join lateral (select %4$s as content) c
          left join autoembed.row_state s on s.source_id = $1 and s.pk = t.%1$I::text
          where t.%1$I = any($2::%5$s[])',
-        src.pk_column, src.embedding_column, src.source, autoembed.content_expr(src, 't'), pk_type)
-    using src.id, pks;
+        src.pk_column, src.embedding_column, src.source, autoembed.content_expr(src, 't'), pk_type);
+    begin
+        execute format('select array_agg(r::autoembed.loaded_row) from (%s) r', query) into loaded using src.id, pks;
+        return query select * from unnest(loaded);
+        return;
+    exception when undefined_column or undefined_table or undefined_function then
+        raise;
+    when others then
+        null;  -- a content function failed on some row: fall back to one row at a time
+    end;
+    foreach key in array pks loop
+        begin
+            execute query || ' limit 1' into one using src.id, array[key];
+            if one.pk is not null then
+                return next one;
+            end if;
+        exception when undefined_column or undefined_table or undefined_function then
+            raise;
+        when others then
+            return next row(key, null, null, false, format('%s (SQLSTATE %s)', sqlerrm, sqlstate))::autoembed.loaded_row;
+        end;
+    end loop;
 end
 $$;
 
--- Write vectors, each only if its row still holds the content that was embedded (the hash).
--- A NULL vector clears the column (content became NULL or empty). Returns the rows written.
-create function autoembed.write_embeddings(source_id int, pks text[], hashes uuid[], vectors vector[])
+-- Write vectors, each only if its row still holds the content that was embedded (the hash) and the
+-- registration still names the embedder and model that made it; a row that already holds this very
+-- vector is left alone. A NULL vector clears the column (content became NULL or empty).
+-- Returns the rows whose vector now embeds their content (written, or already identical).
+create function autoembed.write_embeddings(source_id int, embedder text, model text, pks text[], hashes uuid[],
+                                           vectors vector[])
 returns table (pk text)
 language plpgsql
 set search_path = pg_catalog, pg_temp
@@ -535,18 +592,26 @@ declare
     pk_type text;
     written text[];
 begin
-    select * into src from autoembed.sources s where s.id = write_embeddings.source_id;
-    if not found then
+    -- FOR SHARE: a concurrent autoembed.watch() changing the model waits for this write, or this
+    -- write sees the new model and skips (the re-queued jobs then embed with the new one).
+    select * into src from autoembed.sources s where s.id = write_embeddings.source_id for share;
+    if not found or (src.embedder, src.model) is distinct from (write_embeddings.embedder, write_embeddings.model) then
         return;
     end if;
+    src := autoembed.current_names(src);
     select format_type(a.atttypid, a.atttypmod) into pk_type from pg_attribute a
-    where a.attrelid = src.source and a.attname = src.pk_column and not a.attisdropped;
+    where a.attrelid = src.source and a.attnum = src.pk_attnum;
     execute format(
-        'with batch as (select * from unnest($1::text[], $2::uuid[], $3) as b(pk, hash, vec)),
-              done as (update %1$s t set %2$I = b.vec from batch b
-                       where t.%3$I = b.pk::%4$s and md5(%5$s)::uuid is not distinct from b.hash
-                       returning t.%3$I::text as pk, b.hash, b.vec is null as cleared)
-         select array_agg(pk) from done',
+        'update %1$s t set %2$I = b.vec from unnest($1::text[], $2::uuid[], $3) as b(pk, hash, vec)
+         where t.%3$I = b.pk::%4$s and md5(%5$s)::uuid is not distinct from b.hash
+           and t.%2$I::real[] is distinct from b.vec::real[]',
+        src.source, src.embedding_column, src.pk_column, pk_type, autoembed.content_expr(src, 't'))
+    using pks, hashes, vectors;
+    -- rows whose vector now embeds their current content: written above, or already identical
+    execute format(
+        'select array_agg(t.%3$I::text) from %1$s t join unnest($1::text[], $2::uuid[], $3) as b(pk, hash, vec)
+           on t.%3$I = b.pk::%4$s
+         where md5(%5$s)::uuid is not distinct from b.hash and t.%2$I::real[] is not distinct from b.vec::real[]',
         src.source, src.embedding_column, src.pk_column, pk_type, autoembed.content_expr(src, 't'))
     into written using pks, hashes, vectors;
     if written is null then
@@ -568,7 +633,8 @@ end
 $$;
 
 -- Record rows that could not be embedded, unless their content changed meanwhile (a newer job
--- then owns the row). Returns the rows recorded.
+-- then owns the row). Where the source is broken the guard cannot run: record them anyway.
+-- Returns the rows recorded.
 create function autoembed.record_failures(source_id int, pks text[], hashes uuid[], error_classes text[],
                                           error_messages text[], attempts int[])
 returns table (pk text)
@@ -576,21 +642,24 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    src autoembed.sources;
+    current_rows autoembed.loaded_row[];
 begin
-    select * into src from autoembed.sources s where s.id = record_failures.source_id;
-    if not found then
+    if not exists (select from autoembed.sources s where s.id = record_failures.source_id) then
         return;
     end if;
+    begin
+        current_rows := array(select l from autoembed.load_content(record_failures.source_id, pks) l);
+    exception when undefined_column or undefined_table or undefined_function then
+        current_rows := array(select row(b.pk, null, b.hash, false, null)::autoembed.loaded_row
+                              from unnest(pks, hashes) b(pk, hash));
+    end;
     return query
     with batch as (
         select * from unnest(pks, hashes, error_classes, error_messages, attempts) b(pk, hash, cls, msg, tries)
-    ), current as (
-        select l.pk, l.content_hash from autoembed.load_content(src.id, pks) l
     )
     insert into autoembed.failures as f (source_id, pk, content_hash, error_class, error_message, attempts)
-    select src.id, b.pk, b.hash, b.cls, left(b.msg, 2000), b.tries
-    from batch b join current c on c.pk = b.pk and c.content_hash is not distinct from b.hash
+    select record_failures.source_id, b.pk, b.hash, b.cls, left(b.msg, 2000), b.tries
+    from batch b join unnest(current_rows) c on c.pk = b.pk and c.content_hash is not distinct from b.hash
     on conflict on constraint failures_pkey do update
     set content_hash = excluded.content_hash, error_class = excluded.error_class,
         error_message = excluded.error_message, attempts = excluded.attempts, failed_at = now()
@@ -608,7 +677,6 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
     src autoembed.sources;
-    missing text;
 begin
     for src in select * from autoembed.sources order by id loop
         source_id := src.id;
@@ -620,23 +688,21 @@ begin
         select count(*) into failed from autoembed.failures f where f.source_id = src.id;
         rows := null;
         embedded := null;
-        if not exists (select from pg_class where oid = src.source) then
-            source := src.table_name;
-            state := 'table dropped';
-        else
+        source := src.table_name;
+        begin
+            src := autoembed.current_names(src);
+            perform autoembed.content_expr(src, 't');
             source := src.source::text;
-            select string_agg(c, ', ') into missing
-            from unnest(array[src.pk_column, src.content_column, src.embedding_column]) c
-            where c is not null and not exists (
-                select from pg_attribute a where a.attrelid = src.source and a.attname = c and not a.attisdropped);
-            if missing is not null then
-                state := 'column missing: ' || missing;
-            else
-                state := 'ok';
-                execute format('select count(*), count(%I) from %s', src.embedding_column, src.source)
-                into rows, embedded;
-            end if;
-        end if;
+            state := 'ok';
+            execute format('select count(*), count(%I) from %s', src.embedding_column, src.source)
+            into rows, embedded;
+        exception
+            when undefined_table then
+                state := 'table dropped';
+            when undefined_column or undefined_function then
+                source := src.source::text;
+                state := 'broken: ' || sqlerrm;
+        end;
         return next;
     end loop;
 end
@@ -694,6 +760,7 @@ declare
 begin
     for src in select s.* from autoembed.sources s where exists (select from pg_class c where c.oid = s.source) loop
         begin
+            src := autoembed.current_names(src);
             execute format(
                 'select array(
                      select t.%1$I::text from %2$s t
@@ -730,7 +797,7 @@ language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    src autoembed.sources := autoembed.source_by_table(source);
+    src autoembed.sources := autoembed.current_names(autoembed.source_by_table(source));
     col_type text;
     op text;
 begin
@@ -749,7 +816,7 @@ begin
                   case src.distance when 'cosine' then '<=>' when 'l2' then '<->' else '<#>' end)
     into col_type, op
     from pg_attribute a join pg_type t on t.oid = a.atttypid join pg_namespace n on n.oid = t.typnamespace
-    where a.attrelid = src.source and a.attname = src.embedding_column;
+    where a.attrelid = src.source and a.attnum = src.embedding_attnum;
     return query execute format(
         'select t.%1$I::text, %2$s, (t.%3$I %4$s $1::%5$s)::float8
          from %6$s t where t.%3$I is not null order by t.%3$I %4$s $1::%5$s limit $2',

@@ -168,11 +168,19 @@ def test_status_view_counts_rows_embedded_pending_failed(conn):
     assert conn.execute("select queue_length from autoembed.queue_status").fetchone()[0] == 3
 
 
-def test_status_reports_broken_sources(conn):
+def test_renamed_columns_keep_working_and_dropped_ones_are_reported(conn):
     create_docs(conn)
-    watch(conn)
+    source_id = watch(conn)
     conn.execute("alter table docs rename column body to text_body")
-    assert conn.execute("select state from autoembed.status").fetchone()[0] == "column missing: body"
+    conn.execute("alter table docs rename column id to doc_id")
+    conn.execute("insert into docs (text_body) values ('after the rename')")
+    conn.execute("update docs set text_body = 'changed' where doc_id = 1")
+    assert conn.execute("select state, pending from autoembed.status").fetchone() == ("ok", 1)
+    assert conn.execute("select content from autoembed.load_content(%s, array['1'])", (source_id,)).fetchone()[0] == "changed"
+    conn.execute("alter table docs drop column text_body cascade")  # the clear-on-change trigger uses it
+    state = conn.execute("select state from autoembed.status").fetchone()[0]
+    assert state == "broken: autoembed: a column of source 1 (docs) was dropped"
+    conn.execute("insert into docs (title) values ('the application still writes')")  # warns, never fails
     conn.execute("drop table docs")
     assert conn.execute("select source, state from autoembed.status").fetchone() == ("docs", "table dropped")
 

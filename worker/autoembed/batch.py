@@ -28,7 +28,8 @@ from autoembed.writeback import Failure, record_failures, write_vectors
 
 log = logging.getLogger(__name__)
 
-SOURCES_TTL = 30.0  # seconds a loaded list of sources is trusted
+COMMIT_TRIES = 3  # a deadlock or serialization failure is retried at once this many times
+STRUCTURAL = (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn, psycopg.errors.UndefinedFunction)
 
 RowKey = tuple[int, str]  # (source_id, pk)
 
@@ -43,6 +44,15 @@ class Item:
     content_hash: UUID
 
 
+@dataclass(frozen=True)
+class Write:
+    """A vector to write for a row (None clears it), guarded by the content hash it embeds."""
+
+    row: RowJobs
+    content_hash: UUID | None
+    vector: np.ndarray | None
+
+
 @dataclass
 class Batch:
     """A batch in flight: rows still to embed, and everything decided so far."""
@@ -52,7 +62,8 @@ class Batch:
     finished: list[int] = field(default_factory=list)
     archived: list[int] = field(default_factory=list)
     delayed: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
-    writes: dict[int, list[tuple[str, UUID | None, np.ndarray | None]]] = field(default_factory=lambda: defaultdict(list))
+    writes: dict[int, list[Write]] = field(default_factory=lambda: defaultdict(list))
+    sources: dict[int, Source] = field(default_factory=dict)
     failures: dict[int, list[Failure]] = field(default_factory=lambda: defaultdict(list))
     started: float = field(default_factory=time.perf_counter)
 
@@ -63,7 +74,16 @@ class Batch:
 
     def embedded_keys(self) -> dict[RowKey, UUID]:
         """(source_id, pk) -> content hash of every vector this batch will write."""
-        return {(sid, pk): h for sid, rows in self.writes.items() for pk, h, v in rows if v is not None}
+        return {(sid, w.row.pk): w.content_hash for sid, ws in self.writes.items() for w in ws if w.vector is not None}
+
+    def without_writes(self) -> Batch:
+        """The rest of the batch once its writes are committed one by one."""
+        written = {m for ws in self.writes.values() for w in ws for m in w.row.msg_ids if w.vector is not None}
+        delayed: dict[int, list[int]] = defaultdict(list, {d: list(ids) for d, ids in self.delayed.items()})
+        failures: dict[int, list[Failure]] = defaultdict(list, {s: list(f) for s, f in self.failures.items()})
+        return Batch(msg_ids=self.msg_ids, finished=[m for m in self.finished if m not in written],
+                     archived=list(self.archived), delayed=delayed, failures=failures, sources=self.sources,
+                     started=self.started)
 
 
 def error_class(error: BaseException) -> str:
@@ -80,8 +100,6 @@ class BatchProcessor:
         self.pool = pool
         self.queue = JobQueue(pool)
         self.embedders = embedders
-        self._sources: dict[int, Source] = {}
-        self._sources_loaded_at = float("-inf")
 
     # -- stage 1: fetch ------------------------------------------------------------------------
     def fetch(self) -> Batch:
@@ -93,8 +111,10 @@ class BatchProcessor:
             batch.archived += malformed
             if malformed:
                 log.warning("archiving %d malformed messages", len(malformed))
+            if jobs:  # read every batch: a re-watch (new model, new column) applies at once
+                batch.sources = load_sources(conn)
             for source_id, rows in group_jobs(jobs).items():
-                source = self._source(source_id, conn)
+                source = batch.sources.get(source_id)
                 if source is None:  # unwatched since: nothing to do
                     batch.finished += [m for r in rows.values() for m in r.msg_ids]
                     continue
@@ -108,23 +128,20 @@ class BatchProcessor:
                 self._plan_rows(source, rows, loaded, batch)
         return batch
 
-    def _source(self, source_id: int, conn: psycopg.Connection) -> Source | None:
-        if source_id not in self._sources or time.monotonic() - self._sources_loaded_at > SOURCES_TTL:
-            self._sources = load_sources(conn)
-            self._sources_loaded_at = time.monotonic()
-        return self._sources.get(source_id)
-
     def _plan_rows(self, source: Source, rows: dict[str, RowJobs], loaded: list[tuple], batch: Batch) -> None:
-        current = {pk: (content, content_hash, up_to_date) for pk, content, content_hash, up_to_date in loaded}
+        current = {pk: (content, content_hash, up_to_date, error) for pk, content, content_hash, up_to_date, error in loaded}
         for pk, row in rows.items():
             if pk not in current or current[pk][2]:  # deleted, or its vector already embeds this content
                 batch.finished += row.msg_ids
                 metrics.ROWS.labels("skipped").inc()
                 continue
-            content, content_hash, _ = current[pk]
+            content, content_hash, _, error = current[pk]
+            if error is not None:
+                self._fail(source, row, None, "ContentError", f"the content of this row cannot be read: {error}", batch)
+                continue
             if content is None or not content.strip():
                 reason = "content is NULL" if content is None else "content is empty or whitespace only"
-                batch.writes[source.id].append((pk, content_hash, None))
+                batch.writes[source.id].append(Write(row, content_hash, None))
                 self._fail(source, row, content_hash, "EmptyContent", f"{reason}: nothing to embed", batch)
                 continue
             batch.items.append(Item(source, row, content, content_hash))
@@ -161,7 +178,9 @@ class BatchProcessor:
                 for item in group:
                     self._fail(item.source, item.row, item.content_hash, "ConfigError", str(exc), batch)
                 continue
-            self._embed_group(embedder, group, batch)
+            step = max(1, embedder.max_batch_size)
+            for start in range(0, len(group), step):  # one call per request-sized chunk: a failed
+                self._embed_group(embedder, group[start:start + step], batch)  # call loses only its own
 
     def _embed_group(self, embedder: Embedder, group: list[Item], batch: Batch) -> None:
         """Embed a group; a permanent error splits it in halves so one bad row fails alone."""
@@ -184,7 +203,7 @@ class BatchProcessor:
                            f"the column holds {item.source.dimensions}")
                 self._fail(item.source, item.row, item.content_hash, "DimensionMismatch", message, batch)
                 continue
-            batch.writes[item.source.id].append((item.row.pk, item.content_hash, vector))
+            batch.writes[item.source.id].append(Write(item.row, item.content_hash, vector))
             batch.finished += item.row.msg_ids
 
     def _retry_or_fail(self, item: Item, exc: EmbeddingError, batch: Batch) -> None:
@@ -211,17 +230,59 @@ class BatchProcessor:
 
     # -- stage 3: commit ------------------------------------------------------------------------
     def commit(self, batch: Batch) -> None:
-        """One transaction: guarded vector writes, failure records, then finish/archive/delay the jobs."""
+        """Apply the batch in one transaction; a deadlock is retried at once, and a write the table
+        rejects (a constraint, a trigger, a column renamed meanwhile) is isolated row by row."""
+        for attempt in range(1, COMMIT_TRIES + 1):
+            try:
+                self._commit(batch)
+                break
+            except psycopg.errors.TransactionRollback as exc:  # deadlock, serialization failure
+                if attempt == COMMIT_TRIES:
+                    raise
+                log.info("write-back rolled back (%s), retrying", str(exc).strip().splitlines()[0])
+                time.sleep(0.05 * attempt)
+            except psycopg.OperationalError:
+                raise
+            except psycopg.Error as exc:
+                log.warning("write-back failed (%s): writing row by row", str(exc).strip().splitlines()[0])
+                self._commit_row_by_row(batch)
+                break
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - batch.started)
+
+    def _commit(self, batch: Batch) -> None:
         with self.pool.connection() as conn, conn.transaction():
             for source_id, writes in batch.writes.items():
-                pks, hashes, vectors = (list(column) for column in zip(*writes))
-                written = write_vectors(conn, source_id, pks, hashes, vectors)
-                metrics.ROWS.labels("embedded").inc(sum(1 for pk, _, v in writes if v is not None and pk in written))
-                metrics.ROWS.labels("stale").inc(len(pks) - len(written))
+                self._write(conn, batch.sources[source_id], writes)
             for source_id, failures in batch.failures.items():
                 record_failures(conn, source_id, failures)
             self.queue.delete(conn, batch.finished)
             self.queue.archive(conn, batch.archived)
             for delay, msg_ids in batch.delayed.items():
                 self.queue.delay(conn, msg_ids, delay)
-        metrics.BATCH_SECONDS.observe(time.perf_counter() - batch.started)
+
+    def _write(self, conn: psycopg.Connection, source: Source, writes: list[Write]) -> None:
+        settled = write_vectors(conn, source, [w.row.pk for w in writes], [w.content_hash for w in writes],
+                                [w.vector for w in writes])
+        embedded = sum(1 for w in writes if w.vector is not None and w.row.pk in settled)
+        metrics.ROWS.labels("embedded").inc(embedded)
+        metrics.ROWS.labels("stale").inc(len(writes) - len(settled))
+
+    def _commit_row_by_row(self, batch: Batch) -> None:
+        """Each write in its own transaction; a rejected one fails alone, the rest of the batch after."""
+        rest = batch.without_writes()
+        for source_id, writes in batch.writes.items():
+            source = batch.sources[source_id]
+            for write in writes:
+                try:
+                    with self.pool.connection() as conn, conn.transaction():
+                        self._write(conn, source, [write])
+                        if write.vector is not None:
+                            self.queue.delete(conn, write.row.msg_ids)
+                except psycopg.OperationalError:
+                    raise
+                except STRUCTURAL as exc:
+                    self._broken_source(source, {write.row.pk: write.row}, exc, rest)
+                except psycopg.Error as exc:
+                    message = f"the table rejected the vector: {str(exc).strip().splitlines()[0]}"
+                    self._fail(source, write.row, write.content_hash, type(exc).__name__, message, rest)
+        self._commit(rest)

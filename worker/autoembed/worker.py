@@ -106,9 +106,9 @@ class Worker:
                 backoff = 0.5
                 if self._queue_depth() == 0 and drain:
                     return
-            except (psycopg.OperationalError, PoolTimeout) as exc:
+            except (psycopg.Error, PoolTimeout) as exc:  # the batch's jobs reappear after their timeout
                 metrics.DATABASE_ERRORS.inc()
-                log.warning("database unavailable, retrying in %.1fs: %s", backoff, str(exc).strip())
+                log.warning("database error, retrying in %.1fs: %s", backoff, str(exc).strip())
                 self._sleep(backoff)
                 backoff = min(RECONNECT_MAX, backoff * 2)
                 continue

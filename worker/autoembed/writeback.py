@@ -9,6 +9,7 @@ import numpy as np
 import psycopg
 
 from autoembed.queries import QUERIES
+from autoembed.sources import Source
 
 
 @dataclass(frozen=True)
@@ -23,13 +24,15 @@ class Failure:
 
 
 def write_vectors(
-    conn: psycopg.Connection, source_id: int, pks: list[str], hashes: list[UUID | None],
+    conn: psycopg.Connection, source: Source, pks: list[str], hashes: list[UUID | None],
     vectors: list[np.ndarray | None],
 ) -> set[str]:
-    """One statement for the whole batch; returns the rows written. A None vector clears the column."""
+    """One statement for the whole batch, guarded by content hash and by the source's embedder and
+    model; returns the rows whose vector now embeds their content. A None vector clears the column."""
     if not pks:
         return set()
-    rows = conn.execute(QUERIES["write_embeddings"], (source_id, pks, hashes, vectors), binary=True).fetchall()
+    rows = conn.execute(QUERIES["write_embeddings"], (source.id, source.embedder, source.model, pks, hashes, vectors),
+                        binary=True).fetchall()
     return {row[0] for row in rows}
 
 

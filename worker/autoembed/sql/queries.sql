@@ -28,10 +28,10 @@ insert into autoembed.schema_migrations (name, checksum) values (%s, %s);
 select id, table_name, embedder, model, dimensions, max_attempts from autoembed.sources order by id;
 
 -- name: load_content
-select pk, content, content_hash, up_to_date from autoembed.load_content(%s, %s);
+select pk, content, content_hash, up_to_date, error from autoembed.load_content(%s, %s);
 
 -- name: write_embeddings
-select pk from autoembed.write_embeddings(%s, %s, %s, %s);
+select pk from autoembed.write_embeddings(%s, %s, %s, %s, %s, %s);
 
 -- name: record_failures
 select pk from autoembed.record_failures(%s, %s, %s, %s, %s, %s);
