@@ -29,6 +29,8 @@ from autoembed.writeback import Failure, record_failures, write_vectors
 log = logging.getLogger(__name__)
 
 COMMIT_TRIES = 3  # a deadlock or serialization failure is retried at once this many times
+ROLLED_BACK = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure,
+               psycopg.errors.TransactionRollback)  # psycopg does not derive the first two from the third
 STRUCTURAL = (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn, psycopg.errors.UndefinedFunction)
 
 RowKey = tuple[int, str]  # (source_id, pk)
@@ -236,7 +238,7 @@ class BatchProcessor:
             try:
                 self._commit(batch)
                 break
-            except psycopg.errors.TransactionRollback as exc:  # deadlock, serialization failure
+            except ROLLED_BACK as exc:
                 if attempt == COMMIT_TRIES:
                     raise
                 log.info("write-back rolled back (%s), retrying", str(exc).strip().splitlines()[0])
