@@ -519,6 +519,38 @@ $$;
 comment on function autoembed.retry_failures is 'Re-enqueue failed rows (of one table, or all) and clear their failure records.';
 
 -- 6. Worker-facing functions ------------------------------------------------------------------------
+-- Rows a worker is embedding right now, so that another worker (or the same worker's next batch)
+-- holding a duplicate job for a row does not embed it a second time. Expires with the job's
+-- visibility timeout, so a crashed worker's claims lapse with its jobs. Unlogged: claims are
+-- worthless after a server crash, and the jobs reappear anyway.
+create unlogged table autoembed.claims (
+    source_id int not null references autoembed.sources (id) on delete cascade,
+    pk text not null,
+    claimed_until timestamptz not null,
+    primary key (source_id, pk)
+);
+
+-- Claim rows for `seconds`; returns the rows this call claimed (the others are claimed elsewhere).
+create function autoembed.claim_rows(source_id int, pks text[], seconds int)
+returns setof text
+language sql
+set search_path = pg_catalog, pg_temp
+as $$
+    insert into autoembed.claims as c (source_id, pk, claimed_until)
+    select claim_rows.source_id, k, clock_timestamp() + make_interval(secs => seconds) from unnest(pks) k
+    on conflict on constraint claims_pkey do update set claimed_until = excluded.claimed_until
+    where c.claimed_until < clock_timestamp()
+    returning c.pk
+$$;
+
+create function autoembed.release_claims(source_id int, pks text[])
+returns void
+language sql
+set search_path = pg_catalog, pg_temp
+as $$
+    delete from autoembed.claims c where c.source_id = release_claims.source_id and c.pk = any(pks)
+$$;
+
 create type autoembed.loaded_row as (pk text, content text, content_hash uuid, up_to_date boolean, error text);
 
 -- Current content of the given rows; rows that no longer exist are absent. up_to_date: the stored

@@ -28,13 +28,11 @@ from autoembed.writeback import Failure, record_failures, write_vectors
 
 log = logging.getLogger(__name__)
 
+CLAIM_WAIT = 2  # seconds a job waits when another batch is embedding its row right now
 COMMIT_TRIES = 3  # a deadlock or serialization failure is retried at once this many times
 ROLLED_BACK = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure,
                psycopg.errors.TransactionRollback)  # psycopg does not derive the first two from the third
 STRUCTURAL = (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn, psycopg.errors.UndefinedFunction)
-
-RowKey = tuple[int, str]  # (source_id, pk)
-
 
 @dataclass
 class Item:
@@ -66,6 +64,7 @@ class Batch:
     delayed: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
     writes: dict[int, list[Write]] = field(default_factory=lambda: defaultdict(list))
     sources: dict[int, Source] = field(default_factory=dict)
+    claimed: dict[int, list[str]] = field(default_factory=dict)  # source_id -> rows this batch claimed
     failures: dict[int, list[Failure]] = field(default_factory=lambda: defaultdict(list))
     started: float = field(default_factory=time.perf_counter)
 
@@ -74,10 +73,6 @@ class Batch:
         """How many queue messages the batch holds."""
         return len(self.msg_ids)
 
-    def embedded_keys(self) -> dict[RowKey, UUID]:
-        """(source_id, pk) -> content hash of every vector this batch will write."""
-        return {(sid, w.row.pk): w.content_hash for sid, ws in self.writes.items() for w in ws if w.vector is not None}
-
     def without_writes(self) -> Batch:
         """The rest of the batch once its writes are committed one by one."""
         written = {m for ws in self.writes.values() for w in ws for m in w.row.msg_ids if w.vector is not None}
@@ -85,7 +80,7 @@ class Batch:
         failures: dict[int, list[Failure]] = defaultdict(list, {s: list(f) for s, f in self.failures.items()})
         return Batch(msg_ids=self.msg_ids, finished=[m for m in self.finished if m not in written],
                      archived=list(self.archived), delayed=delayed, failures=failures, sources=self.sources,
-                     started=self.started)
+                     claimed=self.claimed, started=self.started)
 
 
 def error_class(error: BaseException) -> str:
@@ -120,6 +115,7 @@ class BatchProcessor:
                 if source is None:  # unwatched since: nothing to do
                     batch.finished += [m for r in rows.values() for m in r.msg_ids]
                     continue
+                rows = self._claim(conn, source_id, rows, batch)
                 try:
                     loaded = conn.execute(QUERIES["load_content"], (source_id, list(rows))).fetchall()
                 except psycopg.OperationalError:
@@ -129,6 +125,18 @@ class BatchProcessor:
                     continue
                 self._plan_rows(source, rows, loaded, batch)
         return batch
+
+    def _claim(self, conn: psycopg.Connection, source_id: int, rows: dict[str, RowJobs],
+               batch: Batch) -> dict[str, RowJobs]:
+        """Claim the rows for this batch; jobs of rows another batch is embedding wait CLAIM_WAIT s
+        (by then that batch has written the vector, and the job finds its row up to date)."""
+        claimed = {row[0] for row in conn.execute(
+            QUERIES["claim_rows"], (source_id, list(rows), self.settings.visibility_timeout))}
+        batch.claimed[source_id] = sorted(claimed)
+        for pk, row in rows.items():
+            if pk not in claimed:
+                batch.delayed[CLAIM_WAIT] += row.msg_ids
+        return {pk: row for pk, row in rows.items() if pk in claimed}
 
     def _plan_rows(self, source: Source, rows: dict[str, RowJobs], loaded: list[tuple], batch: Batch) -> None:
         current = {pk: (content, content_hash, up_to_date, error) for pk, content, content_hash, up_to_date, error in loaded}
@@ -162,16 +170,10 @@ class BatchProcessor:
                 batch.delayed[delay] += row.msg_ids
 
     # -- stage 2: embed -------------------------------------------------------------------------
-    def embed(self, batch: Batch, in_flight: dict[RowKey, UUID] | None = None) -> None:
-        """Embed the batch's rows, grouped by embedder. Rows whose exact content another batch in
-        flight is already writing (`in_flight`) are finished without a second embedding."""
-        in_flight = in_flight or {}
+    def embed(self, batch: Batch) -> None:
+        """Embed the batch's rows, grouped by embedder, in calls of at most its max_batch_size."""
         groups: dict[tuple[str, str, int], list[Item]] = defaultdict(list)
         for item in batch.items:
-            if in_flight.get((item.source.id, item.row.pk)) == item.content_hash:
-                batch.finished += item.row.msg_ids
-                metrics.ROWS.labels("skipped").inc()
-                continue
             groups[(item.source.embedder, item.source.model, item.source.dimensions)].append(item)
         for (kind, model, dimensions), group in groups.items():
             try:
@@ -226,9 +228,15 @@ class BatchProcessor:
         log.warning("row failed: %s: %s", cls, message, extra={"source_id": source.id, "pk": row.pk})
 
     def release(self, batch: Batch) -> None:
-        """Make a fetched batch's jobs visible again at once (the worker is stopping)."""
-        with self.pool.connection() as conn:
+        """Make a fetched batch's jobs visible again at once, and its rows free (the worker is stopping)."""
+        with self.pool.connection() as conn, conn.transaction():
             self.queue.delay(conn, batch.msg_ids, 0)
+            self._release_claims(conn, batch)
+
+    def _release_claims(self, conn: psycopg.Connection, batch: Batch) -> None:
+        for source_id, pks in batch.claimed.items():
+            if pks:
+                conn.execute(QUERIES["release_claims"], (source_id, pks))
 
     # -- stage 3: commit ------------------------------------------------------------------------
     def commit(self, batch: Batch) -> None:
@@ -261,6 +269,7 @@ class BatchProcessor:
             self.queue.archive(conn, batch.archived)
             for delay, msg_ids in batch.delayed.items():
                 self.queue.delay(conn, msg_ids, delay)
+            self._release_claims(conn, batch)
 
     def _write(self, conn: psycopg.Connection, source: Source, writes: list[Write]) -> None:
         settled = write_vectors(conn, source, [w.row.pk for w in writes], [w.content_hash for w in writes],

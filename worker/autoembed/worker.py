@@ -2,7 +2,8 @@
 
 While batch N is being embedded, batch N+1 is fetched and batch N-1 committed on two database
 threads, so the model never waits for the database. Each batch stays individually guarded
-(content hash), so overlapping them changes no guarantee.
+(content hash) and claims its rows (autoembed.claims), so overlapping batches, like concurrent
+workers, neither write stale vectors nor embed a row twice.
 """
 
 from __future__ import annotations
@@ -10,16 +11,14 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from uuid import UUID
 
 import psycopg
 from pgvector.psycopg import register_vector
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from autoembed import metrics
-from autoembed.batch import Batch, BatchProcessor, RowKey
+from autoembed.batch import Batch, BatchProcessor
 from autoembed.embedders import EmbedderCache
 from autoembed.errors import AutoembedError, ConfigError
 from autoembed.listener import Listener
@@ -116,7 +115,6 @@ class Worker:
 
     def _process_until_idle(self) -> None:
         """Run batches back to back, overlapped, until a fetch comes back empty (or stop)."""
-        recent: deque[dict[RowKey, UUID]] = deque(maxlen=2)  # batches whose commit may still be running
         committing: Future | None = None
         fetching: Future | None = self._db_threads.submit(self.batches.fetch)
         try:
@@ -126,11 +124,9 @@ class Worker:
                 if batch.size == 0:
                     return
                 fetching = self._db_threads.submit(self.batches.fetch)
-                in_flight = {key: h for keys in recent for key, h in keys.items()}
-                self.batches.embed(batch, in_flight)
+                self.batches.embed(batch)
                 if committing is not None:
                     committing.result()
-                recent.append(batch.embedded_keys())
                 committing = self._db_threads.submit(self.batches.commit, batch)
         finally:
             if committing is not None:

@@ -81,3 +81,9 @@ select autoembed.sweep();
 select st.rows, st.embedded, st.pending, st.failed
 from autoembed.status st
 where st.source_id = (select s.id from autoembed.sources s where s.source = %s::regclass);
+
+-- name: claim_rows
+select * from autoembed.claim_rows(%s, %s, %s);
+
+-- name: release_claims
+select autoembed.release_claims(%s, %s);
