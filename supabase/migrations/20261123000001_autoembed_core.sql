@@ -410,7 +410,7 @@ begin
         raise exception 'autoembed.watch: max_attempts must be at least 1, got %', coalesce(max_attempts::text, 'NULL');
     end if;
 
-    select * into previous from autoembed.sources s where s.source = watch.source;
+    select * into previous from autoembed.sources s where s.source = watch.source for update;  -- see write_embeddings
     insert into autoembed.sources as s (source, table_name, pk_column, content_column, content_function,
                                         embedding_column, pk_attnum, content_attnum, embedding_attnum,
                                         dimensions, embedder, model, distance, max_attempts, clear_on_change)
@@ -624,9 +624,11 @@ declare
     pk_type text;
     written text[];
 begin
-    -- FOR SHARE: a concurrent autoembed.watch() changing the model waits for this write, or this
-    -- write sees the new model and skips (the re-queued jobs then embed with the new one).
-    select * into src from autoembed.sources s where s.id = write_embeddings.source_id for share;
+    -- FOR KEY SHARE: autoembed.watch() locks the registration FOR UPDATE before changing it, so it
+    -- waits for this write, or this write sees the new model and skips (the re-queued jobs then embed
+    -- with the new one). Unlike FOR SHARE it does not conflict with the last_success_at update below,
+    -- which two workers would otherwise deadlock on.
+    select * into src from autoembed.sources s where s.id = write_embeddings.source_id for key share;
     if not found or (src.embedder, src.model) is distinct from (write_embeddings.embedder, write_embeddings.model) then
         return;
     end if;
@@ -655,11 +657,11 @@ begin
     where b.pk = any(written) and b.hash is not null
     on conflict on constraint row_state_pkey do update
     set content_hash = excluded.content_hash, embedded_at = excluded.embedded_at;
-    delete from autoembed.row_state s
-    where s.source_id = src.id and s.pk = any(written)
-      and s.pk = any(array(select b.pk from unnest(pks, hashes) b(pk, hash) where b.hash is null));
+    delete from autoembed.row_state s using unnest(pks, hashes) b(pk, hash)  -- a join: stays an index scan
+    where b.hash is null and b.pk = any(written) and s.source_id = src.id and s.pk = b.pk;
     delete from autoembed.failures f where f.source_id = src.id and f.pk = any(written);
-    update autoembed.sources s set last_success_at = now() where s.id = src.id;
+    update autoembed.sources s set last_success_at = now()
+    where s.id = src.id and (s.last_success_at is null or s.last_success_at < now() - interval '1 second');
     return query select unnest(written);
 end
 $$;

@@ -1,0 +1,148 @@
+"""What watching a table costs its writers: INSERT and UPDATE throughput, watched vs unwatched.
+
+    .venv/bin/python bench/write_overhead.py [--rows 10000] [--single-rows 10000] [--commit-every 100]
+        [--rounds 3] [--kind short] [--quick] [--out FILE]
+
+Two identical tables (id bigint identity pk, body text, views int, embedding vector(384)); one is
+watched (statement-level triggers enqueue jobs into pgmq; no worker runs), the other not. Measured
+on each, alternating, best of --rounds:
+
+- one INSERT ... SELECT of --rows rows (from a staging table of the same texts), short texts and,
+  separately, medium ones (a bigger row costs more to insert, so the queue's share shrinks);
+- --single-rows single-row INSERT statements, one commit per --commit-every, sent (a) pipelined
+  with executemany and (b) one round trip each, as an application loop would;
+- one UPDATE of an unrelated column (views) on --rows rows: no job is enqueued, but the watched
+  table's triggers still run (a row-level WHEN check, a statement-level transition-table diff);
+- one UPDATE of the content column on --rows rows (every row changes: jobs enqueued, vectors cleared).
+
+The queue is purged and both tables truncated/vacuumed between runs, so neither side inherits the
+other's bloat. Target: the large INSERT keeps ≥ 0.8 of the unwatched rate.
+
+Default scale ≈ 1 minute on 2 cores; --quick ≈ 10 s.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import common
+from common import note, sql
+
+TARGET = 0.8
+
+
+def reset(conn, table: str) -> None:
+    conn.execute(sql.SQL("truncate {} restart identity").format(sql.Identifier(table)))
+    conn.execute("select pgmq.purge_queue('autoembed_jobs')")
+    conn.execute(sql.SQL("vacuum analyze {}").format(sql.Identifier(table)))
+    conn.execute("vacuum pgmq.q_autoembed_jobs")
+
+
+def fill(conn, table: str) -> None:
+    with conn.transaction():
+        conn.execute(sql.SQL("insert into {} (body) select body from staging order by id").format(sql.Identifier(table)))
+    conn.execute("select pgmq.purge_queue('autoembed_jobs')")
+    conn.execute(sql.SQL("vacuum analyze {}").format(sql.Identifier(table)))
+    conn.execute("vacuum pgmq.q_autoembed_jobs")
+
+
+def bulk_insert(bench_db, table: str, rows: int, staging: str = "staging") -> float:
+    with bench_db.connect() as conn:
+        reset(conn, table)
+        started = time.perf_counter()
+        with conn.transaction():
+            conn.execute(sql.SQL("insert into {} (body) select body from {} order by id limit %s")
+                         .format(sql.Identifier(table), sql.Identifier(staging)), (rows,))
+        return rows / (time.perf_counter() - started)
+
+
+def single_inserts(bench_db, table: str, texts: list[str], commit_every: int, pipelined: bool) -> float:
+    stmt = sql.SQL("insert into {} (body) values (%s)").format(sql.Identifier(table))
+    with bench_db.connect() as admin:
+        reset(admin, table)
+    with bench_db.connect(autocommit=False) as conn:
+        started = time.perf_counter()
+        for chunk in common.chunks(texts, commit_every):
+            if pipelined:
+                with conn.cursor() as cur:
+                    cur.executemany(stmt, [(t,) for t in chunk])
+            else:
+                for text in chunk:
+                    conn.execute(stmt, (text,))
+            conn.commit()
+        return len(texts) / (time.perf_counter() - started)
+
+
+def update(bench_db, table: str, rows: int, column: str) -> float:
+    with bench_db.connect() as conn:
+        reset(conn, table)
+        fill(conn, table)
+        if column == "views":
+            stmt = sql.SQL("update {} set views = views + 1 where id <= %s").format(sql.Identifier(table))
+        else:
+            stmt = sql.SQL("update {} set body = body || ' (edited)' where id <= %s").format(sql.Identifier(table))
+        started = time.perf_counter()
+        with conn.transaction():
+            conn.execute(stmt, (rows,))
+        return rows / (time.perf_counter() - started)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = common.base_parser(__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=10000, help="rows of the one large INSERT and the UPDATEs")
+    parser.add_argument("--single-rows", type=int, default=10000, help="rows sent as single-row INSERTs")
+    parser.add_argument("--commit-every", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--kind", default="short", choices=["short", "medium"],
+                        help="texts of every case but the medium INSERT ... SELECT")
+    parser.add_argument("--dims", type=int, default=common.LOCAL_DIMS)
+    args = parser.parse_args(argv)
+    common.apply_quick(args, {"rows": 2000, "single_rows": 1000, "rounds": 1})
+    common.quiet_logs()
+
+    report = common.Report("write_overhead", {k: v for k, v in vars(args).items() if k != "out"})
+    texts = common.make_texts(args.kind, max(args.rows, args.single_rows))
+    with common.BenchDatabase(fsync=not args.fsync_off, keep=args.keep_db) as bench_db, bench_db.connect() as conn:
+        report.machine = common.machine_facts(bench_db.server_version())
+        other = "medium" if args.kind == "short" else "short"
+        for name, rows in (("staging", texts), (f"staging_{other}", common.make_texts(other, args.rows))):
+            conn.execute(sql.SQL("create table {} (id int primary key, body text)").format(sql.Identifier(name)))
+            with conn.transaction():
+                conn.execute(sql.SQL("insert into {} select i, t from unnest(%s::text[]) with ordinality u(t, i)")
+                             .format(sql.Identifier(name)), (rows,))
+            conn.execute(sql.SQL("vacuum analyze {}").format(sql.Identifier(name)))
+        common.create_table(conn, "unwatched", args.dims, watched=False)
+        common.create_table(conn, "watched", args.dims, watched=True)
+
+        cases = [
+            (f"INSERT ... SELECT, one statement, {args.kind}", f"{args.rows:,} rows",
+             lambda t: bulk_insert(bench_db, t, args.rows), TARGET),
+            (f"INSERT ... SELECT, one statement, {other}", f"{args.rows:,} rows",
+             lambda t: bulk_insert(bench_db, t, args.rows, f"staging_{other}"), TARGET),
+            ("1-row INSERTs, executemany (pipelined)", f"{args.single_rows:,} rows, commit every {args.commit_every}",
+             lambda t: single_inserts(bench_db, t, texts[: args.single_rows], args.commit_every, True), None),
+            ("1-row INSERTs, one round trip each", f"{args.single_rows:,} rows, commit every {args.commit_every}",
+             lambda t: single_inserts(bench_db, t, texts[: args.single_rows], args.commit_every, False), None),
+            ("UPDATE of an unrelated column", f"{args.rows:,} rows, one statement",
+             lambda t: update(bench_db, t, args.rows, "views"), None),
+            ("UPDATE of the content column", f"{args.rows:,} rows, one statement (jobs enqueued)",
+             lambda t: update(bench_db, t, args.rows, "body"), None),
+        ]
+        for name, what, run, target in cases:
+            rates = {"unwatched": [], "watched": []}
+            for r in range(args.rounds):
+                for table in (("unwatched", "watched") if r % 2 == 0 else ("watched", "unwatched")):
+                    rates[table].append(run(table))
+            watched, unwatched = max(rates["watched"]), max(rates["unwatched"])
+            note(f"{name}: watched {watched:,.0f} rows/s, unwatched {unwatched:,.0f} rows/s")
+            report.add(f"{name}: watched", watched, "rows/s", baseline=unwatched, baseline_name="unwatched",
+                       target=f"ratio >= {target}" if target else None,
+                       passed=(watched / unwatched >= target) if target else None, note=what)
+            report.details[name] = rates
+    return report.emit(args.out)
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)
