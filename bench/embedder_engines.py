@@ -36,33 +36,7 @@ ROUNDS = 2  # each cell keeps its best round: other load on the machine only eve
 WORDS = {"short": 14, "medium": 155}  # words per text, tuned to ~18 and ~160 tokens
 LATENCY_CALLS = {"short": 40, "medium": 15}  # single-text p50, on the first texts of each set
 
-VOCABULARY = """
-the a of to and in that is for it as with was on be by at this from or have an they which
-one you were her all she there would their we him been has when who will more no if out so
-said what up its about into than them can only other new some could time these two may then
-do first any my now such like our over man me even most made after also did many before must
-through back years where much your way well down should because each just those people how
-too little state good very make world still own see men work long get here between both life
-being under never day same another know while last might us great old year off come since
-against go came right used take three water bread flour oven bake recipe dough yeast salt car
-engine brake tire drive road tax income return refund deadline invoice account bank payment
-database query index vector search model train data server network cloud price market city
-river mountain weather rain summer winter school student teacher book library music song game
-team player match doctor patient hospital medicine garden flower tree coffee tea breakfast
-""".split()
-
-KOREAN = [
-    "빵을 굽는 방법을 알려 주세요.",
-    "밀가루, 물, 효모와 소금을 섞어 반죽을 만든 뒤 오븐에서 굽습니다.",
-    "자동차 엔진 오일은 얼마나 자주 교체해야 하나요?",
-    "올해 종합소득세 신고 기한은 5월 31일입니다.",
-    "데이터베이스에 벡터 인덱스를 만들면 검색이 빨라집니다.",
-    "오늘 서울은 비가 오고 바람이 많이 붑니다.",
-    "도서관에서 책을 빌리려면 회원증이 필요합니다.",
-    "커피 한 잔과 토스트로 아침을 먹었어요 ☕🍞",
-    "환자는 병원에서 의사의 진료를 받았습니다.",
-    "주말에 친구들과 산에 올라갔다가 강가에서 쉬었다.",
-]
+from common import KOREAN, VOCABULARY  # noqa: E402  (the texts every benchmark shares)
 
 
 def make_texts(kind: str, count: int, seed: int) -> list[str]:
