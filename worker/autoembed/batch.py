@@ -29,9 +29,13 @@ from autoembed.writeback import Failure, record_failures, write_vectors
 log = logging.getLogger(__name__)
 
 CLAIM_WAIT = 2  # seconds a job waits when another batch is embedding its row right now
-COMMIT_TRIES = 3  # a deadlock or serialization failure is retried at once this many times
+COMMIT_TRIES = 5  # a lock conflict (timeout, deadlock, serialization failure) is retried this many times
+# The write-back gives up a row lock after 200 ms (queries.sql: writeback_lock_timeout), well before
+# PostgreSQL's deadlock check (deadlock_timeout, 1 s): in a lock cycle with an application
+# transaction the worker backs off and retries, instead of the application's statement failing.
 ROLLED_BACK = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure,
-               psycopg.errors.TransactionRollback)  # psycopg does not derive the first two from the third
+               psycopg.errors.LockNotAvailable,
+               psycopg.errors.TransactionRollback)  # psycopg does not derive the first three from the last
 STRUCTURAL = (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn, psycopg.errors.UndefinedFunction)
 
 @dataclass
@@ -250,7 +254,7 @@ class BatchProcessor:
                 if attempt == COMMIT_TRIES:
                     raise
                 log.info("write-back rolled back (%s), retrying", str(exc).strip().splitlines()[0])
-                time.sleep(0.05 * attempt)
+                time.sleep(0.05 * 2 ** attempt)
             except psycopg.OperationalError:
                 raise
             except psycopg.Error as exc:
@@ -261,6 +265,7 @@ class BatchProcessor:
 
     def _commit(self, batch: Batch) -> None:
         with self.pool.connection() as conn, conn.transaction():
+            conn.execute(QUERIES["writeback_lock_timeout"])
             for source_id, writes in batch.writes.items():
                 self._write(conn, batch.sources[source_id], writes)
             for source_id, failures in batch.failures.items():
@@ -286,6 +291,7 @@ class BatchProcessor:
             for write in writes:
                 try:
                     with self.pool.connection() as conn, conn.transaction():
+                        conn.execute(QUERIES["writeback_lock_timeout"])
                         self._write(conn, source, [write])
                         if write.vector is not None:
                             self.queue.delete(conn, write.row.msg_ids)

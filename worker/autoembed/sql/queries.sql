@@ -30,6 +30,9 @@ select id, table_name, embedder, model, dimensions, max_attempts from autoembed.
 -- name: load_content
 select pk, content, content_hash, up_to_date, error from autoembed.load_content(%s, %s);
 
+-- name: writeback_lock_timeout
+set local lock_timeout = '200ms';
+
 -- name: write_embeddings
 select pk from autoembed.write_embeddings(%s, %s, %s, %s, %s, %b);  -- vectors in binary: ~50x cheaper than text
 

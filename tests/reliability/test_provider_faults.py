@@ -1,0 +1,107 @@
+"""Provider faults from the OpenAI stub at a set rate: transient ones end in success (each row
+embedded exactly once), permanent ones in autoembed.failures with a clear error."""
+
+from __future__ import annotations
+
+import logging
+import re
+import pytest
+from harness import DIMS, check, install_audit, ok_inputs, report, scaled
+from support import create_docs, drain, watch
+
+from autoembed.testing.openai_stub import OpenAIStub
+
+TRANSIENT = ["500", "503", "429", "hang", "close", "malformed", "no_data"]
+#: what a failure record may say after a fault the embedder rightly treats as permanent
+CLEAR_PERMANENT = re.compile(
+    r"OpenAI-compatible endpoint http://127\.0\.0\.1:\d+/v1 \(model stub-model\): ("
+    r"model stub-model returned 17-dimensional vectors, the column holds 16; use a vector\(17\) column or a "
+    r"model with 16 dimensions"
+    r"|model stub-model returned \d+ vectors for \d+ texts"
+    r"|HTTP 400: Invalid 'input\[\d+\]': .* was rejected \(contains 'POISON'\)\.)")
+
+
+def fault_settings(settings, stub, batch_size=10, openai_batch_size=None):
+    return settings.replace(openai_base_url=stub.base_url, openai_api_key="sk-test", openai_timeout=0.5,
+                            batch_size=batch_size, openai_batch_size=openai_batch_size or batch_size)
+
+
+def fill(conn, rows: int, poison: int = 0, max_attempts: int = 10) -> None:
+    create_docs(conn)
+    install_audit(conn)
+    watch(conn, embedder="openai", model="stub-model", max_attempts=max_attempts, backfill=False)
+    conn.execute("insert into docs (body) select 'fault row ' || g || ' text' from generate_series(1, %s) g", (rows,))
+    if poison:
+        conn.execute("update docs set body = 'POISON row ' || id where id %% %s = 0", (rows // poison,))
+
+
+@pytest.mark.parametrize("kind", TRANSIENT)
+def test_transient_faults_end_in_success_with_each_row_embedded_once(conn, dsn, settings, caplog, kind):
+    caplog.set_level(logging.INFO, logger="autoembed")
+    rows = scaled(80)
+    fill(conn, rows)
+    with OpenAIStub(dimensions=DIMS, faults={kind: 0.4}, seed=1, hang_seconds=2) as stub:
+        drain(dsn, fault_settings(settings, stub))
+        counts = stub.counts
+    verdict = check(conn)
+    report(f"provider {kind}", rows=verdict.rows, faults={kind: counts[kind]}, lost=len(verdict.lost),
+           stale=len(verdict.stale), failed=verdict.failed, duplicate_writes=verdict.duplicate_writes)
+    assert counts[kind] > 0, counts
+    assert verdict.ok, verdict
+    assert verdict.failed == 0, verdict.failures
+    assert ok_inputs(stub) == rows, "a row was sent to the model again after it had been embedded"
+    retries = [r.getMessage() for r in caplog.records if r.getMessage().startswith("embedding failed, retrying")]
+    assert retries
+    if kind == "429":
+        assert all("HTTP 429 (retry after 1 s)" in m for m in retries), retries
+
+
+@pytest.mark.parametrize("kind", ["wrong_dim", "short"])
+def test_wrong_shaped_answers_end_in_an_embedding_or_a_clear_failure(conn, dsn, settings, kind):
+    rows = scaled(80)
+    fill(conn, rows)
+    with OpenAIStub(dimensions=DIMS, faults={kind: 0.35}, seed=1) as stub:
+        drain(dsn, fault_settings(settings, stub))
+        counts = stub.counts
+    verdict = check(conn)
+    report(f"provider {kind}", rows=verdict.rows, faults={kind: counts[kind]}, lost=len(verdict.lost),
+           stale=len(verdict.stale), failed=verdict.failed, duplicate_writes=verdict.duplicate_writes)
+    assert counts[kind] > 0, counts
+    assert verdict.ok, verdict
+    # The batch is split until the bad answer is pinned on one row; its neighbours are embedded.
+    assert verdict.embedded > rows // 2
+    for pk, (cls, message) in verdict.failures.items():
+        assert cls == "EmbeddingError" and CLEAR_PERMANENT.fullmatch(message), (pk, message)
+
+
+def test_every_fault_at_once_and_poison_rows(conn, dsn, settings):
+    rows, poison = scaled(200), 4
+    fill(conn, rows, poison=poison)
+    faults = {"500": 0.05, "429": 0.04, "hang": 0.02, "close": 0.04, "malformed": 0.04, "no_data": 0.03,
+              "wrong_dim": 0.03, "short": 0.03}
+    with OpenAIStub(dimensions=DIMS, faults=faults, seed=3, fail_texts=["POISON"], hang_seconds=2) as stub:
+        drain(dsn, fault_settings(settings, stub))
+        counts = stub.counts
+    verdict = check(conn)
+    report("provider mixed", rows=verdict.rows, faults={k: counts[k] for k in [*faults, "400"]},
+           lost=len(verdict.lost), stale=len(verdict.stale), failed=verdict.failed,
+           duplicate_writes=verdict.duplicate_writes)
+    assert verdict.ok, verdict
+    poisoned = {pk for pk, in conn.execute("select id::text from docs where body like 'POISON%'")}
+    assert len(poisoned) == poison and poisoned <= set(verdict.failures)
+    for pk, (cls, message) in verdict.failures.items():
+        assert CLEAR_PERMANENT.fullmatch(message), (pk, message)
+        if pk in poisoned:
+            assert "HTTP 400" in message
+    assert all(counts[k] > 0 for k in ("500", "429", "malformed", "wrong_dim", "400")), counts
+
+
+def test_a_fault_in_one_request_does_not_resend_the_texts_of_the_requests_that_succeeded(conn, dsn, settings):
+    rows = 40
+    fill(conn, rows)
+    with OpenAIStub(dimensions=DIMS, faults={"500": 0.25}, seed=11) as stub:
+        # One worker batch of 20 rows goes out as four requests of 5.
+        drain(dsn, fault_settings(settings, stub, batch_size=20, openai_batch_size=5))
+        assert stub.counts["500"] > 0
+    assert check(conn).ok
+    assert ok_inputs(stub) == rows, f"{ok_inputs(stub) - rows} texts embedded twice"
