@@ -72,6 +72,8 @@ class LocalEmbedder(Embedder):
     """Embeds with a sentence-transformers model on the CPU, in length-grouped sub-batches."""
 
     kind = "local"
+    #: one call per worker batch: `embed` already cuts it into length-grouped sub-batches itself
+    max_batch_size = 1024
 
     def __init__(
         self,
