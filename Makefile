@@ -34,7 +34,7 @@ test-fast: setup
 	$(VENV)/bin/python -m pytest -m "not model"
 
 bench: setup
-	$(VENV)/bin/python bench/run_all.py
+	$(VENV)/bin/python bench/run_all.py --with-peer
 
 chaos: setup
 	AUTOEMBED_CHAOS_SCALE=10 $(VENV)/bin/python bench/chaos.py

@@ -26,6 +26,17 @@ def fault_settings(settings, stub, batch_size=10, openai_batch_size=None):
                             batch_size=batch_size, openai_batch_size=openai_batch_size or batch_size)
 
 
+def drain_against_stub(conn, dsn, settings, kind: str, **stub_options):
+    """Drain the queue against a stub injecting `kind` faults, check the invariant and report it."""
+    with OpenAIStub(dimensions=DIMS, seed=1, **stub_options) as stub:
+        drain(dsn, fault_settings(settings, stub))
+        counts = stub.counts
+    verdict = check(conn)
+    report(f"provider {kind}", rows=verdict.rows, faults={kind: counts[kind]}, lost=len(verdict.lost),
+           stale=len(verdict.stale), failed=verdict.failed, duplicate_writes=verdict.duplicate_writes)
+    return stub, counts, verdict
+
+
 def fill(conn, rows: int, poison: int = 0, max_attempts: int = 10) -> None:
     create_docs(conn)
     install_audit(conn)
@@ -40,12 +51,7 @@ def test_transient_faults_end_in_success_with_each_row_embedded_once(conn, dsn, 
     caplog.set_level(logging.INFO, logger="autoembed")
     rows = scaled(80)
     fill(conn, rows)
-    with OpenAIStub(dimensions=DIMS, faults={kind: 0.4}, seed=1, hang_seconds=2) as stub:
-        drain(dsn, fault_settings(settings, stub))
-        counts = stub.counts
-    verdict = check(conn)
-    report(f"provider {kind}", rows=verdict.rows, faults={kind: counts[kind]}, lost=len(verdict.lost),
-           stale=len(verdict.stale), failed=verdict.failed, duplicate_writes=verdict.duplicate_writes)
+    stub, counts, verdict = drain_against_stub(conn, dsn, settings, kind, faults={kind: 0.4}, hang_seconds=2)
     assert counts[kind] > 0, counts
     assert verdict.ok, verdict
     assert verdict.failed == 0, verdict.failures
@@ -60,12 +66,7 @@ def test_transient_faults_end_in_success_with_each_row_embedded_once(conn, dsn, 
 def test_wrong_shaped_answers_end_in_an_embedding_or_a_clear_failure(conn, dsn, settings, kind):
     rows = scaled(80)
     fill(conn, rows)
-    with OpenAIStub(dimensions=DIMS, faults={kind: 0.35}, seed=1) as stub:
-        drain(dsn, fault_settings(settings, stub))
-        counts = stub.counts
-    verdict = check(conn)
-    report(f"provider {kind}", rows=verdict.rows, faults={kind: counts[kind]}, lost=len(verdict.lost),
-           stale=len(verdict.stale), failed=verdict.failed, duplicate_writes=verdict.duplicate_writes)
+    stub, counts, verdict = drain_against_stub(conn, dsn, settings, kind, faults={kind: 0.35})
     assert counts[kind] > 0, counts
     assert verdict.ok, verdict
     # The batch is split until the bad answer is pinned on one row; its neighbours are embedded.
