@@ -24,7 +24,6 @@ import platform
 import random
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -672,20 +671,6 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--apply-sql", action=_ApplySql, default=[], metavar="FILE",
                         help="run this SQL file after the migrations (repeatable): measure a candidate fix")
     return parser
-
-
-def use_binary_vectors() -> bool:
-    """Candidate fix, in this process only: send write_embeddings' vectors (its last parameter) in
-    binary (%b) instead of letting psycopg pick text for a list of numpy arrays. Returns whether
-    the query changed (False: it already did, or its shape is unknown)."""
-    from autoembed.queries import QUERIES
-
-    query = QUERIES["write_embeddings"]
-    head, sep, tail = query.rpartition("%s)")
-    if not sep:
-        return False
-    QUERIES["write_embeddings"] = head + "%b)" + tail
-    return True
 
 
 class _ApplySql(argparse.Action):

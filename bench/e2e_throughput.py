@@ -34,13 +34,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=Settings.batch_size, help="AUTOEMBED_BATCH_SIZE of the worker")
     parser.add_argument("--threads", type=int, default=0, help="AUTOEMBED_LOCAL_THREADS (0: the runtime's choice)")
-    parser.add_argument("--binary-vectors", action="store_true",
-                        help="candidate fix: the in-process worker sends vectors in binary (see common.use_binary_vectors)")
     args = parser.parse_args(argv)
     common.apply_quick(args, {"short_rows": 200, "medium_rows": 40, "rounds": 1})
     common.quiet_logs()
-    if args.binary_vectors and not common.use_binary_vectors():
-        parser.error("--binary-vectors: the worker's write_embeddings query has no trailing %s to change")
 
     settings = Settings(batch_size=args.batch_size, local_backend=args.backend, local_threads=args.threads,
                         listen=False, poll_interval=0.5)

@@ -62,13 +62,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-sizes", default="100,250,500,1000")
     parser.add_argument("--dims", type=int, default=common.LOCAL_DIMS)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--binary-vectors", action="store_true",
-                        help="candidate fix: the in-process worker sends vectors in binary (see common.use_binary_vectors)")
     args = parser.parse_args(argv)
     common.apply_quick(args, {"rows": 2000, "medium_rows": 400, "rounds": 1})
     common.quiet_logs()
-    if args.binary_vectors and not common.use_binary_vectors():
-        parser.error("--binary-vectors: the worker's write_embeddings query has no trailing %s to change")
     batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
 
     report = common.Report("pipeline_overhead", {k: v for k, v in vars(args).items() if k != "out"})

@@ -156,7 +156,7 @@ def watch(obj: Context, table, content, embedding_column, embedder, model, dista
             "model": model, "distance": distance, "max_attempts": max_attempts,
             "clear_on_change": not keep_stale, "backfill": not no_backfill,
         }).fetchone()[0]
-        dimensions = conn.execute("select dimensions from autoembed.sources where id = %s", (source_id,)).fetchone()[0]
+        dimensions = conn.execute(QUERIES["source_dimensions"], (source_id,)).fetchone()[0]
         if check_model:
             built = build_embedder(embedder, model, dimensions, obj.settings)
             if built.dimensions != dimensions:

@@ -42,6 +42,9 @@ select pk from autoembed.record_failures(%s, %s, %s, %s, %s, %s);
 -- name: queue_depth
 select count(*) from pgmq.q_autoembed_jobs;
 
+-- name: source_dimensions
+select dimensions from autoembed.sources where id = %s;
+
 -- name: source_for_table
 select embedder, model, dimensions from autoembed.sources where source = %s::regclass;
 
