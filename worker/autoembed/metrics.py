@@ -11,5 +11,5 @@ BATCH_SECONDS = Histogram(
 EMBED_SECONDS = Histogram(
     "autoembed_embed_seconds", "Time spent in the embedder per call", buckets=(0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30)
 )
-QUEUE_DEPTH = Gauge("autoembed_queue_depth", "Jobs in the queue (visible or not) at the last check")
+QUEUE_DEPTH = Gauge("autoembed_queue_depth", "Rows waiting in the job queue (visible or not) at the last check")
 DATABASE_ERRORS = Counter("autoembed_database_errors_total", "Cycles lost to database errors")

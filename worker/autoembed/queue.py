@@ -1,4 +1,5 @@
-"""The job queue: pgmq calls (through pgmq-py) on a connection the caller owns."""
+"""The job queue: reads by row budget and requeues through autoembed's SQL (read_jobs, enqueue);
+finishes, delays and archives through pgmq-py. Every call runs on a connection the caller owns."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import psycopg
 from pgmq import PGMQueue
 from psycopg_pool import ConnectionPool
 
+from autoembed.queries import QUERIES
+
 log = logging.getLogger(__name__)
 
 QUEUE_NAME = "autoembed_jobs"
@@ -17,35 +20,52 @@ NOTIFY_CHANNEL = "autoembed"
 
 @dataclass(frozen=True)
 class Job:
-    """One queue message: embed row `pk` of source `source_id`. `attempt` counts its reads."""
+    """One queue message: embed rows `pks` of source `source_id`. `attempt` counts the attempts
+    made so far, this read included."""
 
     msg_id: int
     attempt: int
     source_id: int
-    pk: str
+    pks: tuple[str, ...]
+
+
+def parse_job(msg_id: int, read_ct: int, body: object) -> Job | None:
+    """The job in a message body ({source_id, pks, attempt?}, or the older {source_id, pk}),
+    or None when the message was not written by autoembed."""
+    if not isinstance(body, dict) or not isinstance(body.get("source_id"), int):
+        return None
+    pks = body.get("pks", [body["pk"]] if "pk" in body else None)
+    attempt = body.get("attempt", 0)
+    if not isinstance(pks, list) or not pks or not all(isinstance(pk, str) for pk in pks) \
+            or not isinstance(attempt, int):
+        return None
+    return Job(msg_id, attempt + read_ct, body["source_id"], tuple(pks))
 
 
 class JobQueue:
-    """Read, finish, delay and archive autoembed jobs. Every call runs on the given connection,
-    so the caller decides what shares a transaction."""
+    """Read, finish, requeue, delay and archive autoembed jobs."""
 
     def __init__(self, pool: ConnectionPool):
         self._pgmq = PGMQueue(pool=pool, init_extension=False)  # the migrations own the schema
 
-    def read(self, conn: psycopg.Connection, qty: int, visibility_timeout: int) -> tuple[list[Job], list[int]]:
-        """Read up to `qty` visible jobs, hiding them for `visibility_timeout` seconds.
+    def read(self, conn: psycopg.Connection, max_rows: int, visibility_timeout: int) -> tuple[list[Job], list[int]]:
+        """Read visible jobs naming up to `max_rows` rows, hiding them for `visibility_timeout` seconds.
 
         Returns the jobs and the ids of malformed messages (not written by autoembed).
         """
         jobs, malformed = [], []
-        for msg in self._pgmq.read_batch(QUEUE_NAME, vt=visibility_timeout, batch_size=qty, conn=conn):
-            body = msg.message if isinstance(msg.message, dict) else {}
-            source_id, pk = body.get("source_id"), body.get("pk")
-            if isinstance(source_id, int) and isinstance(pk, str):
-                jobs.append(Job(msg.msg_id, msg.read_ct, source_id, pk))
+        for msg_id, read_ct, body in conn.execute(QUERIES["read_jobs"], (max_rows, visibility_timeout)):
+            job = parse_job(msg_id, read_ct, body)
+            if job is None:
+                malformed.append(msg_id)
             else:
-                malformed.append(msg.msg_id)
+                jobs.append(job)
         return jobs, malformed
+
+    def requeue(self, conn: psycopg.Connection, source_id: int, pks: list[str], attempt: int, delay: int) -> None:
+        """Queue rows again as a new job that has had `attempt` attempts, visible in `delay` seconds."""
+        if pks:
+            conn.execute(QUERIES["enqueue"], (source_id, pks, attempt, delay))
 
     def delete(self, conn: psycopg.Connection, msg_ids: list[int]) -> None:
         """Remove finished jobs."""
@@ -58,6 +78,6 @@ class JobQueue:
             self._pgmq.archive_batch(QUEUE_NAME, msg_ids, conn=conn)
 
     def delay(self, conn: psycopg.Connection, msg_ids: list[int], seconds: int) -> None:
-        """Hide jobs for `seconds` more (retry later)."""
+        """Hide jobs for `seconds` more (0 makes them visible at once)."""
         if msg_ids:
             self._pgmq.set_vt(QUEUE_NAME, list(msg_ids), int(seconds), conn=conn)

@@ -39,8 +39,14 @@ select pk from autoembed.write_embeddings(%s, %s, %s, %s, %s, %b);  -- vectors i
 -- name: record_failures
 select pk from autoembed.record_failures(%s, %s, %s, %s, %s, %s);
 
+-- name: read_jobs
+select msg_id, read_ct, message from autoembed.read_jobs(%s, %s);
+
+-- name: enqueue
+select autoembed.enqueue(%s, %s, %s, %s);
+
 -- name: queue_depth
-select count(*) from pgmq.q_autoembed_jobs;
+select coalesce(sum(autoembed.job_size(message)), 0) from pgmq.q_autoembed_jobs;
 
 -- name: source_dimensions
 select dimensions from autoembed.sources where id = %s;

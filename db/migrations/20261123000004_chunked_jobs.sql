@@ -1,0 +1,216 @@
+-- Jobs carry chunks of rows: one message {source_id, pks: [...], attempt} per up to 1000 rows of a
+-- statement, instead of one message per row. A 10,000-row INSERT writes 10 queue rows, not 10,000.
+-- Workers read by a row budget (autoembed.read_jobs) and split an oversized message on read, so
+-- a batch still holds at most AUTOEMBED_BATCH_SIZE rows. Messages of the old shape {source_id, pk}
+-- (queued before this migration) keep working everywhere.
+
+-- Queue messages live for seconds: compressing them (TOAST) costs the writer and saves nothing.
+do $$
+begin
+    alter table pgmq.q_autoembed_jobs alter column message set storage external;
+exception when insufficient_privilege then
+    raise notice 'autoembed: queue messages stay compressed (%)', sqlerrm;
+end
+$$;
+
+-- The rows a job message names, whichever shape it has.
+create function autoembed.job_pks(message jsonb)
+returns setof text
+language sql immutable
+set search_path = pg_catalog, pg_temp
+as $$
+    select jsonb_array_elements_text(case jsonb_typeof(message -> 'pks')
+                                         when 'array' then message -> 'pks'
+                                         else jsonb_build_array(message -> 'pk') end)
+$$;
+
+-- How many rows a job message names (1 for the old shape and for anything malformed).
+create function autoembed.job_size(message jsonb)
+returns int
+language sql immutable
+set search_path = pg_catalog, pg_temp
+as $$
+    select case jsonb_typeof(message -> 'pks') when 'array' then greatest(jsonb_array_length(message -> 'pks'), 1) else 1 end
+$$;
+
+create view autoembed.jobs as
+select q.msg_id, (q.message ->> 'source_id')::int as source_id, k.pk,
+       coalesce((q.message ->> 'attempt')::int, 0) + q.read_ct as attempts, q.enqueued_at,
+       q.vt as visible_at
+from pgmq.q_autoembed_jobs q, autoembed.job_pks(q.message) k(pk);
+comment on view autoembed.jobs is 'One line per row waiting in the job queue: its message, attempts so far and when it is next visible.';
+
+-- The one place that builds job messages: {source_id, pks, attempt} and nothing else (no table
+-- names, no SQL), in chunks of at most 1000 rows. Written straight into the queue table with
+-- static SQL (pgmq.send_batch plans a dynamic statement on every call, which triples the cost of
+-- a one-row INSERT). `attempt` counts the attempts already made (the worker requeues a retried
+-- row with it); `delay_seconds` hides the jobs that long. A job visible now wakes workers with
+-- NOTIFY (delivered at commit). Skips an empty list; returns the rows enqueued.
+drop function autoembed.enqueue(int, text[]);
+create function autoembed.enqueue(source_id int, pks text[], attempt int default 0, delay_seconds int default 0)
+returns bigint
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    chunk constant int := 1000;
+begin
+    if coalesce(cardinality(pks), 0) = 0 then
+        return 0;
+    end if;
+    insert into pgmq.q_autoembed_jobs (vt, message)
+    select clock_timestamp() + make_interval(secs => coalesce(delay_seconds, 0)),
+           case when coalesce(attempt, 0) = 0
+                then jsonb_build_object('source_id', enqueue.source_id, 'pks', to_jsonb(pks[i:i + chunk - 1]))
+                else jsonb_build_object('source_id', enqueue.source_id, 'pks', to_jsonb(pks[i:i + chunk - 1]),
+                                        'attempt', attempt) end
+    from generate_series(1, cardinality(pks), chunk) i;
+    if coalesce(delay_seconds, 0) <= 0 then
+        perform pg_notify('autoembed', enqueue.source_id::text);
+    end if;
+    return cardinality(pks);
+end
+$$;
+revoke execute on function autoembed.enqueue(int, text[], int, int) from public;
+grant execute on function autoembed.enqueue(int, text[], int, int) to autoembed_worker;
+
+-- pgmq.read with a row budget: hides (for vt_seconds) the oldest visible messages until they name
+-- max_rows rows. A message that would overrun the budget is split in the same transaction: the
+-- part that fits is read, the rest goes back as a new visible message carrying the attempts made.
+-- Returns each message as read (read_ct already counts this read), for the worker to parse.
+create function autoembed.read_jobs(max_rows int, vt_seconds int)
+returns table (msg_id bigint, read_ct int, message jsonb)
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    ids bigint[];
+    split_id bigint;
+    split_keep int;
+begin
+    if max_rows is null or max_rows < 1 then
+        raise exception 'autoembed.read_jobs: max_rows must be at least 1, got %', max_rows;
+    end if;
+    if vt_seconds is null or vt_seconds < 0 then
+        raise exception 'autoembed.read_jobs: vt_seconds must not be negative, got %', vt_seconds;
+    end if;
+    select array_agg(c.msg_id order by c.msg_id),
+           max(c.msg_id) filter (where c.upto > max_rows),
+           max(max_rows - (c.upto - c.n)) filter (where c.upto > max_rows)
+    into ids, split_id, split_keep
+    from (select v.msg_id, v.n, sum(v.n) over (order by v.msg_id) as upto
+          from (select q.msg_id, autoembed.job_size(q.message) as n
+                from pgmq.q_autoembed_jobs q
+                where q.vt <= clock_timestamp()
+                order by q.msg_id
+                limit max_rows
+                for update skip locked) v) c
+    where c.upto - c.n < max_rows;
+    if ids is null then
+        return;
+    end if;
+    if split_id is not null then
+        insert into pgmq.q_autoembed_jobs (vt, message)
+        select clock_timestamp(),
+               q.message || jsonb_build_object(
+                   'pks', jsonb_path_query_array(q.message -> 'pks', '$[$from to last]', jsonb_build_object('from', split_keep)),
+                   'attempt', coalesce((q.message ->> 'attempt')::int, 0) + q.read_ct)
+        from pgmq.q_autoembed_jobs q where q.msg_id = split_id;
+        update pgmq.q_autoembed_jobs q
+        set message = q.message || jsonb_build_object(
+                'pks', jsonb_path_query_array(q.message -> 'pks', '$[0 to $to]', jsonb_build_object('to', split_keep - 1)))
+        where q.msg_id = split_id;
+    end if;
+    return query
+        update pgmq.q_autoembed_jobs q
+        set vt = clock_timestamp() + make_interval(secs => vt_seconds), read_ct = q.read_ct + 1
+        where q.msg_id = any(ids)
+        returning q.msg_id, q.read_ct, q.message;
+end
+$$;
+revoke execute on function autoembed.read_jobs(int, int) from public;
+grant execute on function autoembed.read_jobs(int, int) to autoembed_worker;
+
+-- Pending rows count distinct rows over both message shapes.
+create or replace function autoembed.source_status()
+returns table (source_id int, source text, state text, embedder text, model text, rows bigint,
+               embedded bigint, pending bigint, failed bigint, oldest_pending_age interval,
+               last_success_at timestamptz)
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    src autoembed.sources;
+begin
+    for src in select * from autoembed.sources order by id loop
+        source_id := src.id;
+        embedder := src.embedder;
+        model := src.model;
+        last_success_at := src.last_success_at;
+        select count(distinct k.pk), now() - min(q.enqueued_at) into pending, oldest_pending_age
+        from pgmq.q_autoembed_jobs q, autoembed.job_pks(q.message) k(pk)
+        where q.message ->> 'source_id' = src.id::text;
+        select count(*) into failed from autoembed.failures f where f.source_id = src.id;
+        rows := null;
+        embedded := null;
+        source := src.table_name;
+        begin
+            src := autoembed.current_names(src);
+            perform autoembed.content_expr(src, 't');
+            source := src.source::text;
+            state := 'ok';
+            execute format('select count(*), count(%I) from %s', src.embedding_column, src.source)
+            into rows, embedded;
+        exception
+            when undefined_table then
+                state := 'table dropped';
+            when undefined_column or undefined_function then
+                source := src.source::text;
+                state := 'broken: ' || sqlerrm;
+        end;
+        return next;
+    end loop;
+end
+$$;
+
+create or replace view autoembed.queue_status as
+select m.queue_name, m.queue_length, m.queue_visible_length, m.oldest_msg_age_sec, m.newest_msg_age_sec,
+       m.total_messages, m.scrape_time,
+       (select coalesce(sum(autoembed.job_size(q.message)), 0) from pgmq.q_autoembed_jobs q)::bigint as queue_rows
+from pgmq.metrics('autoembed_jobs') m;
+comment on view autoembed.queue_status is 'pgmq metrics of the autoembed job queue (lengths in messages), and the rows its messages name.';
+
+create or replace function autoembed.sweep(max_rows int default 10000)
+returns bigint
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    src autoembed.sources;
+    pks text[];
+    total bigint := 0;
+begin
+    for src in select s.* from autoembed.sources s where exists (select from pg_class c where c.oid = s.source) loop
+        begin
+            src := autoembed.current_names(src);
+            execute format(
+                'select array(
+                     select t.%1$I::text from %2$s t
+                     where t.%3$I is null
+                       and not exists (select from autoembed.failures f where f.source_id = $1 and f.pk = t.%1$I::text)
+                       and t.%1$I::text not in (select k.pk from pgmq.q_autoembed_jobs q, autoembed.job_pks(q.message) k(pk)
+                                                where q.message ->> ''source_id'' = $1::text)
+                     limit $2)',
+                src.pk_column, src.source, src.embedding_column)
+            into pks using src.id, max_rows;
+            total := total + autoembed.enqueue(src.id, pks);
+        exception when undefined_column or undefined_table then
+            raise warning 'autoembed.sweep: source % (%) is broken: %', src.id, src.table_name, sqlerrm;
+        end;
+    end loop;
+    delete from pgmq.a_autoembed_jobs where archived_at < now() - interval '7 days';
+    return total;
+end
+$$;

@@ -1,0 +1,127 @@
+"""Job messages name chunks of rows: reads by row budget, splits, per-row retries inside a chunk,
+and messages of the older one-row shape."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from support import DIMS, FixedEmbedders, RecordingEmbedder, create_docs, drain, expected, queue_depth, watch
+
+from autoembed.embedders.hashing import HashingEmbedder
+from autoembed.errors import EmbeddingError
+
+
+def read(conn, max_rows: int, vt: int = 60) -> list[tuple[int, int, dict]]:
+    return conn.execute("select msg_id, read_ct, message from autoembed.read_jobs(%s, %s)", (max_rows, vt)).fetchall()
+
+
+def named_rows(messages) -> list[str]:
+    return [pk for _, _, message in messages for pk in message["pks"]]
+
+
+def test_read_jobs_takes_whole_messages_up_to_the_budget_and_splits_the_last(conn):
+    create_docs(conn)
+    watch(conn, backfill=False)
+    conn.execute("insert into docs (body) select 'row ' || g from generate_series(1, 2500) g")  # 1000, 1000, 500
+    crashed = read(conn, 1000, vt=0)  # a worker read the first message and died: it is visible again
+    assert [(read_ct, len(m["pks"])) for _, read_ct, m in crashed] == [(1, 1000)]
+    first = read(conn, 300)
+    assert [(read_ct, len(m["pks"])) for _, read_ct, m in first] == [(2, 300)]
+    assert named_rows(first) == [str(i) for i in range(1, 301)]
+    # The other 700 rows of that message went back as a visible message that remembers the earlier attempt.
+    assert conn.execute("select count(*), min(attempts), max(attempts) from autoembed.jobs "
+                        "where pk::int between 301 and 1000 and visible_at <= clock_timestamp()").fetchone() == (700, 1, 1)
+    second = read(conn, 1600)
+    assert [len(m["pks"]) for _, _, m in second] == [1000, 500, 100]
+    rest = read(conn, 10000)
+    every = named_rows(first) + named_rows(second) + named_rows(rest)
+    assert sorted(every, key=int) == [str(i) for i in range(1, 2501)]  # each row read exactly once
+    assert read(conn, 10) == []  # everything read is hidden for its visibility timeout
+    assert queue_depth(conn) == 2500  # ... and still queued until a worker finishes it
+
+
+def test_read_jobs_rejects_a_budget_below_one_and_keeps_the_queue(conn):
+    create_docs(conn)
+    watch(conn, backfill=False)
+    conn.execute("insert into docs (body) values ('kept')")
+    with pytest.raises(psycopg.Error, match="max_rows must be at least 1, got 0"):
+        read(conn, 0)
+    with pytest.raises(psycopg.Error, match="vt_seconds must not be negative"):
+        read(conn, 5, -1)
+    assert conn.execute("select count(*) from autoembed.jobs where visible_at <= clock_timestamp()").fetchone()[0] == 1
+
+
+def test_worker_batches_hold_at_most_batch_size_rows_of_large_messages(conn, dsn, settings):
+    create_docs(conn)
+    watch(conn)
+    conn.execute("insert into docs (body) select 'doc ' || g from generate_series(1, 1234) g")
+    recorder = RecordingEmbedder(HashingEmbedder("hashing-test", DIMS))
+    drain(dsn, settings.replace(batch_size=50), FixedEmbedders(settings, recorder))
+    assert max(len(call) for call in recorder.calls) <= 50
+    assert sorted(recorder.texts) == sorted(f"doc {i}" for i in range(1, 1235))
+    assert conn.execute("select count(embedding) from docs").fetchone()[0] == 1234
+    assert queue_depth(conn) == 0
+
+
+class OneByOne(RecordingEmbedder):
+    """One text per call, failing (retryably) on texts that contain FLAKY: `flaky_failures` times in
+    all, or always when None."""
+
+    max_batch_size = 1
+
+    def __init__(self, flaky_failures: int | None):
+        super().__init__(HashingEmbedder("hashing-test", DIMS))
+        self.flaky_left = flaky_failures
+
+    def embed(self, texts):
+        if "FLAKY" in texts[0] and (self.flaky_left is None or self.flaky_left > 0):
+            self.calls.append(list(texts))
+            if self.flaky_left is not None:
+                self.flaky_left -= 1
+            raise EmbeddingError("provider hiccup", retryable=True)
+        return super().embed(texts)
+
+
+def test_a_retried_row_goes_back_alone_and_its_chunk_mates_are_embedded_once(conn, dsn, settings):
+    create_docs(conn)
+    watch(conn, max_attempts=5)
+    conn.execute("insert into docs (body) select 'doc ' || g from generate_series(1, 9) g")
+    conn.execute("update docs set body = 'doc 5 FLAKY' where id = 5")
+    conn.execute("select pgmq.purge_queue('autoembed_jobs')")
+    conn.execute("select autoembed.backfill('docs', only_missing => false)")  # one message of 9 rows
+    embedder = OneByOne(flaky_failures=2)
+    drain(dsn, settings.replace(backoff_base=0.1), FixedEmbedders(settings, embedder))
+    assert sorted(embedder.texts) == sorted([f"doc {i}" for i in range(1, 10) if i != 5] + ["doc 5 FLAKY"] * 3)
+    stored = dict(conn.execute("select id, embedding from docs"))
+    for i, vector in stored.items():
+        assert vector is not None
+        assert (vector.to_numpy() == expected("doc 5 FLAKY" if i == 5 else f"doc {i}")).all()
+    assert conn.execute("select count(*) from autoembed.failures").fetchone()[0] == 0
+
+
+def test_a_row_that_keeps_failing_stops_at_max_attempts_counted_across_requeues(conn, dsn, settings):
+    create_docs(conn)
+    watch(conn, max_attempts=3, backfill=False)
+    conn.execute("insert into docs (body) values ('doc 1'), ('doc 2 FLAKY'), ('doc 3')")
+    embedder = OneByOne(flaky_failures=None)
+    drain(dsn, settings.replace(backoff_base=0.1), FixedEmbedders(settings, embedder))
+    assert embedder.texts.count("doc 2 FLAKY") == 3
+    assert conn.execute("select pk, attempts, error_message from autoembed.failures").fetchall() == [
+        ("2", 3, "provider hiccup")]
+    assert conn.execute("select count(embedding) from docs").fetchone()[0] == 2
+    assert queue_depth(conn) == 0
+
+
+def test_messages_of_the_older_one_row_shape_are_still_embedded(conn, dsn, settings):
+    create_docs(conn)
+    source_id = watch(conn, backfill=False)
+    conn.execute("alter table docs disable trigger user")
+    conn.execute("insert into docs (body) values ('queued before the upgrade')")
+    conn.execute("alter table docs enable trigger user")
+    conn.execute("select pgmq.send('autoembed_jobs', jsonb_build_object('source_id', %s, 'pk', '1'))", (source_id,))
+    assert conn.execute("select pending from autoembed.status").fetchone()[0] == 1
+    assert conn.execute("select pk, attempts from autoembed.jobs").fetchall() == [("1", 0)]
+    drain(dsn, settings)
+    assert (conn.execute("select embedding from docs").fetchone()[0].to_numpy()
+            == expected("queued before the upgrade")).all()
+    assert queue_depth(conn) == 0
