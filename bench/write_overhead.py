@@ -12,7 +12,10 @@ on each, alternating, best of --rounds:
 - --single-rows single-row INSERT statements, one commit per --commit-every, sent (a) pipelined
   with executemany and (b) one round trip each, as an application loop would;
 - one UPDATE of an unrelated column (views) on --rows rows: no job is enqueued, but the watched
-  table's triggers still run (a row-level WHEN check, a statement-level transition-table diff);
+  table's triggers still run (row-level WHEN checks; the statement trigger captures its transition
+  tables and returns at once, as no row's content changed);
+- --single-rows single-row UPDATEs of that unrelated column, one round trip each (the commonest
+  application write after INSERT: counters, flags, timestamps);
 - one UPDATE of the content column on --rows rows (every row changes: jobs enqueued, vectors cleared).
 
 The queue is purged and both tables truncated/vacuumed between runs, so neither side inherits the
@@ -74,6 +77,20 @@ def single_inserts(bench_db, table: str, texts: list[str], commit_every: int, pi
         return len(texts) / (time.perf_counter() - started)
 
 
+def single_updates(bench_db, table: str, rows: int, commit_every: int) -> float:
+    stmt = sql.SQL("update {} set views = views + 1 where id = %s").format(sql.Identifier(table))
+    with bench_db.connect() as admin:
+        reset(admin, table)
+        fill(admin, table)
+    with bench_db.connect(autocommit=False) as conn:
+        started = time.perf_counter()
+        for chunk in common.chunks(list(range(1, rows + 1)), commit_every):
+            for key in chunk:
+                conn.execute(stmt, (key,))
+            conn.commit()
+        return rows / (time.perf_counter() - started)
+
+
 def update(bench_db, table: str, rows: int, column: str) -> float:
     with bench_db.connect() as conn:
         reset(conn, table)
@@ -126,6 +143,9 @@ def main(argv: list[str] | None = None) -> dict:
              lambda t: single_inserts(bench_db, t, texts[: args.single_rows], args.commit_every, False), None),
             ("UPDATE of an unrelated column", f"{args.rows:,} rows, one statement",
              lambda t: update(bench_db, t, args.rows, "views"), None),
+            ("1-row UPDATEs of an unrelated column, one round trip each",
+             f"{min(args.single_rows, args.rows):,} rows, commit every {args.commit_every}",
+             lambda t: single_updates(bench_db, t, min(args.single_rows, args.rows), args.commit_every), None),
             ("UPDATE of the content column", f"{args.rows:,} rows, one statement (jobs enqueued)",
              lambda t: update(bench_db, t, args.rows, "body"), None),
         ]

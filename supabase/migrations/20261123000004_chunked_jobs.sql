@@ -1,8 +1,11 @@
--- Jobs carry chunks of rows: one message {source_id, pks: [...], attempt} per up to 1000 rows of a
--- statement, instead of one message per row. A 10,000-row INSERT writes 10 queue rows, not 10,000.
--- Workers read by a row budget (autoembed.read_jobs) and split an oversized message on read, so
--- a batch still holds at most AUTOEMBED_BATCH_SIZE rows. Messages of the old shape {source_id, pk}
--- (queued before this migration) keep working everywhere.
+-- A cheaper write path. Jobs carry chunks of rows: one message {source_id, pks: [...], attempt} per
+-- up to 1000 rows of a statement, instead of one message per row, so a 10,000-row INSERT writes 10
+-- queue rows, not 10,000. Workers read by a row budget (autoembed.read_jobs) and split an oversized
+-- message on read, so a batch still holds at most AUTOEMBED_BATCH_SIZE rows. Messages of the old
+-- shape {source_id, pk} (queued before this migration) keep working everywhere. The triggers cost
+-- less per statement, and an UPDATE that changes no content costs almost nothing.
+
+-- 1. Job messages ----------------------------------------------------------------------------------
 
 -- Queue messages live for seconds: compressing them (TOAST) costs the writer and saves nothing.
 do $$
@@ -41,11 +44,11 @@ from pgmq.q_autoembed_jobs q, autoembed.job_pks(q.message) k(pk);
 comment on view autoembed.jobs is 'One line per row waiting in the job queue: its message, attempts so far and when it is next visible.';
 
 -- The one place that builds job messages: {source_id, pks, attempt} and nothing else (no table
--- names, no SQL), in chunks of at most 1000 rows. Written straight into the queue table with
--- static SQL (pgmq.send_batch plans a dynamic statement on every call, which triples the cost of
--- a one-row INSERT). `attempt` counts the attempts already made (the worker requeues a retried
--- row with it); `delay_seconds` hides the jobs that long. A job visible now wakes workers with
--- NOTIFY (delivered at commit). Skips an empty list; returns the rows enqueued.
+-- names, no SQL), in chunks of at most 1000 rows; `attempt` (the attempts already made) only when
+-- there were any. Written straight into the queue table with static SQL (pgmq.send_batch plans a
+-- dynamic statement on every call, which doubled the cost of a one-row INSERT). `delay_seconds`
+-- hides the jobs that long; a job visible now wakes workers with NOTIFY (delivered at commit).
+-- Skips an empty list; returns the rows enqueued.
 drop function autoembed.enqueue(int, text[]);
 create function autoembed.enqueue(source_id int, pks text[], attempt int default 0, delay_seconds int default 0)
 returns bigint
@@ -75,6 +78,144 @@ $$;
 revoke execute on function autoembed.enqueue(int, text[], int, int) from public;
 grant execute on function autoembed.enqueue(int, text[], int, int) to autoembed_worker;
 
+-- 2. Triggers, cheaper per statement (a one-row statement pays for the statement, not the row).
+-- An UPDATE that changes no row's content (the common case: counters, flags, timestamps) used to
+-- diff the whole transition tables; now a row-level AFTER UPDATE trigger, filtered by PostgreSQL
+-- itself (WHEN content changed: not called at all otherwise), flags the transaction, and the
+-- statement trigger returns at once without the flag. AFTER, so it sees the final row, whatever
+-- other BEFORE triggers changed. The flag is a transaction-local setting, so a rolled-back
+-- statement or savepoint takes it back.
+create function autoembed.mark_content_changed()
+returns trigger
+language plpgsql
+-- Runs per changed row: no pinned search_path (it would cost a settings save/restore per row). It
+-- is not SECURITY DEFINER and names only pg_catalog functions, so a caller's path gains nothing.
+as $$
+begin
+    perform pg_catalog.set_config('autoembed.changed_' || tg_argv[0], 'y', true);
+    return null;
+end
+$$;
+
+-- An INSERT looks up only the key's current name and enters no exception block (each entry starts
+-- a subtransaction). An UPDATE does its work only when flagged, and clears the flag.
+create or replace function autoembed.on_write()
+returns trigger
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    source_id constant int := tg_argv[0]::int;
+    changed_flag constant text := 'autoembed.changed_' || tg_argv[0];
+    src autoembed.sources;
+    pk_name name;
+    pks text[];
+begin
+    if tg_op = 'INSERT' then
+        select a.attname into pk_name
+        from autoembed.sources s join pg_attribute a on a.attrelid = s.source and a.attnum = s.pk_attnum
+        where s.id = source_id and not a.attisdropped;
+        if pk_name is null then
+            raise warning 'autoembed: source % is broken (its key column was dropped): insert not handled', source_id;
+            return null;
+        end if;
+        execute format('select array_agg(n.%I::text) from autoembed_new n', pk_name) into pks;
+        perform autoembed.enqueue(source_id, pks);
+        return null;
+    end if;
+    if tg_op = 'UPDATE' then
+        if coalesce(current_setting(changed_flag, true), '') = '' then
+            return null;  -- no row's content changed
+        end if;
+        perform set_config(changed_flag, '', true);
+    end if;
+    begin
+        select * into src from autoembed.sources s where s.id = source_id;
+        src := autoembed.current_names(src);
+        if tg_op = 'UPDATE' then
+            execute format(
+                'select array_agg(n.%1$I::text)
+                 from autoembed_new n left join autoembed_old o on o.%1$I = n.%1$I
+                 where o.%1$I is null or %2$s is distinct from %3$s',
+                src.pk_column, autoembed.content_expr(src, 'n'), autoembed.content_expr(src, 'o'))
+            into pks;
+            perform autoembed.enqueue(source_id, pks);
+        else
+            execute format('select array_agg(o.%I::text) from autoembed_old o', src.pk_column) into pks;
+            delete from autoembed.row_state s where s.source_id = src.id and s.pk = any(pks);
+            delete from autoembed.failures f where f.source_id = src.id and f.pk = any(pks);
+        end if;
+    exception when undefined_column or undefined_table or undefined_function then
+        raise warning 'autoembed: source % is broken (%): % not handled', source_id, sqlerrm, lower(tg_op);
+    end;
+    return null;
+end
+$$;
+
+create or replace function autoembed.install_triggers(src autoembed.sources)
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    content_changed text := format('%s is distinct from %s',
+                                   autoembed.content_expr(src, 'old'), autoembed.content_expr(src, 'new'));
+begin
+    perform autoembed.drop_triggers(src.source);
+    execute format(
+        'create trigger autoembed_enqueue_insert after insert on %s referencing new table as autoembed_new
+         for each statement execute function autoembed.on_write(%s)', src.source, src.id);
+    execute format(
+        'create trigger autoembed_mark_changed after update on %s for each row
+         when (%s) execute function autoembed.mark_content_changed(%s)', src.source, content_changed, src.id);
+    execute format(
+        'create trigger autoembed_enqueue_update after update on %s
+         referencing old table as autoembed_old new table as autoembed_new
+         for each statement execute function autoembed.on_write(%s)', src.source, src.id);
+    execute format(
+        'create trigger autoembed_forget_delete after delete on %s referencing old table as autoembed_old
+         for each statement execute function autoembed.on_write(%s)', src.source, src.id);
+    if src.clear_on_change then
+        execute format(
+            'create trigger autoembed_clear_embedding before update on %s for each row
+             when (%s) execute function autoembed.clear_embedding(%L)',
+            src.source, content_changed, src.embedding_column);
+    end if;
+end
+$$;
+
+create or replace function autoembed.drop_triggers(source regclass)
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    trigger_name text;
+begin
+    foreach trigger_name in array array['autoembed_enqueue_insert', 'autoembed_mark_changed', 'autoembed_enqueue_update',
+                                        'autoembed_forget_delete', 'autoembed_clear_embedding'] loop
+        execute format('drop trigger if exists %I on %s', trigger_name, source);
+    end loop;
+end
+$$;
+
+-- Tables watched before this migration get the new trigger set.
+do $$
+declare
+    src autoembed.sources;
+begin
+    for src in select * from autoembed.sources order by id loop
+        begin
+            perform autoembed.install_triggers(autoembed.current_names(src));
+        exception when undefined_column or undefined_table or undefined_function then
+            raise notice 'autoembed: source % (%) is broken, triggers left as they were: %', src.id, src.table_name, sqlerrm;
+        end;
+    end loop;
+end
+$$;
+
+-- 3. Reading jobs ----------------------------------------------------------------------------------
 -- pgmq.read with a row budget: hides (for vt_seconds) the oldest visible messages until they name
 -- max_rows rows. A message that would overrun the budget is split in the same transaction: the
 -- part that fits is read, the rest goes back as a new visible message carrying the attempts made.
@@ -133,7 +274,7 @@ $$;
 revoke execute on function autoembed.read_jobs(int, int) from public;
 grant execute on function autoembed.read_jobs(int, int) to autoembed_worker;
 
--- Pending rows count distinct rows over both message shapes.
+-- 4. Status and sweep: pending rows are distinct rows over both message shapes ----------------------
 create or replace function autoembed.source_status()
 returns table (source_id int, source text, state text, embedder text, model text, rows bigint,
                embedded bigint, pending bigint, failed bigint, oldest_pending_age interval,

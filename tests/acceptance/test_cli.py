@@ -37,6 +37,7 @@ def test_watch_worker_status_search_from_the_command_line(conn, cli_env):
     conn.execute("insert into notes (body) values ('the cat sat on the mat'), ('김치찌개 레시피'), ('stock market news')")
     out = run("watch", "notes", "--content", "body", "--embedder", "hashing", "--model", "h32", env=cli_env).stdout
     assert "watching notes (source 1)" in out
+    assert "queue autoembed_jobs: 3 row(s) in 1 message(s) (1 visible)" in run("status", env=cli_env).stdout
     run("worker", "--drain", env=cli_env)
     status = json.loads(run("status", "--json", env=cli_env).stdout)
     assert [(s["source"], s["rows"], s["embedded"], s["pending"], s["failed"]) for s in status["sources"]] == \

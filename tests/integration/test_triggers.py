@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import psycopg
+import pytest
 from support import create_docs, queue_depth, watch
 
 
@@ -104,3 +105,43 @@ def test_job_messages_carry_only_source_id_and_key(conn):
     conn.execute("insert into docs (title, body) values ('secret title', 'secret body')")
     message = conn.execute("select message from pgmq.q_autoembed_jobs").fetchone()[0]
     assert set(message) == {"source_id", "pks"}
+
+
+def test_content_changed_by_another_before_trigger_is_still_enqueued(conn):
+    """The content check runs AFTER the row is final: an application's BEFORE trigger that rewrites
+    the content on an unrelated UPDATE still produces a job (and a cleared vector)."""
+    create_docs(conn)
+    watch(conn, backfill=False)
+    conn.execute("insert into docs (title, body) values ('t', 'b')")
+    conn.execute("select pgmq.purge_queue('autoembed_jobs')")
+    conn.execute("create function touch_body() returns trigger language plpgsql as "
+                 "$$ begin new.body := new.body || ' (seen ' || new.views || ')'; return new; end $$")
+    conn.execute("create trigger zz_touch_body before update on docs for each row execute function touch_body()")
+    conn.execute("update docs set views = 1")
+    assert conn.execute("select pk from autoembed.jobs").fetchall() == [("1",)]
+
+
+def test_one_statement_mixing_content_and_other_changes_enqueues_only_the_changed_rows(conn):
+    create_docs(conn)
+    watch(conn, backfill=False)
+    conn.execute("insert into docs (body) select 'b' || g from generate_series(1, 20) g")
+    conn.execute("select pgmq.purge_queue('autoembed_jobs')")
+    conn.execute("update docs set views = views + 1, body = case when id % 5 = 0 then body || '!' else body end")
+    assert sorted(int(r[0]) for r in conn.execute("select pk from autoembed.jobs")) == [5, 10, 15, 20]
+
+
+def test_a_content_change_rolled_back_to_a_savepoint_leaves_no_job_behind(dsn, conn):
+    create_docs(conn)
+    watch(conn, backfill=False)
+    conn.execute("insert into docs (body) values ('a'), ('b')")
+    conn.execute("select pgmq.purge_queue('autoembed_jobs')")
+    with psycopg.connect(dsn) as app:
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            with app.transaction():  # a savepoint inside the outer transaction
+                app.execute("update docs set body = 'changed' where id = 1")
+                app.execute("select 1/0")
+        app.execute("update docs set views = 5")  # after the rollback: nothing changed content
+        app.execute("update docs set body = 'really changed' where id = 2")
+        app.commit()
+    assert conn.execute("select pk from autoembed.jobs").fetchall() == [("2",)]
+    assert conn.execute("select body from docs order by id").fetchall() == [("a",), ("really changed",)]

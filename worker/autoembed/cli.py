@@ -234,7 +234,7 @@ def sweep(obj: Context) -> None:
 @click.option("--drain", is_flag=True, help="Exit 0 once the queue is empty instead of waiting for more.")
 @click.option("--listen/--no-listen", default=None,
               help="Wake on NOTIFY (turn off behind transaction-mode poolers) [env AUTOEMBED_LISTEN].")
-@click.option("--batch-size", type=int, default=None, help="Jobs per batch [env AUTOEMBED_BATCH_SIZE; 100].")
+@click.option("--batch-size", type=int, default=None, help="Rows per batch [env AUTOEMBED_BATCH_SIZE; 100].")
 @click.option("--poll-interval", type=float, default=None, help="Seconds between polls when idle [env AUTOEMBED_POLL_INTERVAL; 5].")
 @click.option("--visibility-timeout", type=int, default=None,
               help="Seconds a read job stays hidden [env AUTOEMBED_VISIBILITY_TIMEOUT; 120].")
@@ -289,7 +289,7 @@ def _print_status(snapshot) -> None:
     if not snapshot.sources:
         click.echo("(no table is watched: see `autoembed watch --help`)")
     q = snapshot.queue
-    click.echo(f"\nqueue {q.get('queue_name')}: {q.get('queue_length')} jobs "
+    click.echo(f"\nqueue {q.get('queue_name')}: {q.get('queue_rows')} row(s) in {q.get('queue_length')} message(s) "
                f"({q.get('queue_visible_length')} visible), oldest {q.get('oldest_msg_age_sec') or 0}s")
     click.echo("\ncapabilities:")
     for c in snapshot.capabilities:

@@ -50,7 +50,7 @@ class Settings:
     home: Path = Path(".autoembed")  # AUTOEMBED_HOME: dev database and caches
     dev_db_port: int = 55432  # AUTOEMBED_DEV_DB_PORT
     migrations_dir: Path = REPO_ROOT / "db" / "migrations"  # AUTOEMBED_MIGRATIONS_DIR
-    batch_size: int = 100  # AUTOEMBED_BATCH_SIZE: messages read per cycle
+    batch_size: int = 100  # AUTOEMBED_BATCH_SIZE: rows read per cycle
     visibility_timeout: int = 120  # AUTOEMBED_VISIBILITY_TIMEOUT (s) a read job stays hidden
     poll_interval: float = 5.0  # AUTOEMBED_POLL_INTERVAL (s) between polls when idle
     listen: bool = True  # AUTOEMBED_LISTEN: wake on NOTIFY (off behind transaction poolers)

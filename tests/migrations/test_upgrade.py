@@ -1,0 +1,47 @@
+"""Upgrading a database that already watches tables and holds queued jobs."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+from conftest import MIGRATIONS
+from pgvector.psycopg import register_vector
+from support import create_docs, drain, expected, queue_depth, watch
+
+from autoembed import db
+from autoembed.migrate import apply_migrations
+
+CHUNKED_JOBS = "20261123000004_chunked_jobs.sql"
+
+
+def test_upgrade_to_chunked_jobs_keeps_queued_jobs_and_replaces_the_triggers(empty_dsn, settings, tmp_path):
+    before = tmp_path / "before"
+    before.mkdir()
+    for path in sorted(MIGRATIONS.glob("*.sql")):
+        if path.name < CHUNKED_JOBS:
+            shutil.copy(path, before)
+    with db.connect(empty_dsn) as conn:
+        conn.autocommit = True
+        apply_migrations(conn, before)
+        register_vector(conn)
+        create_docs(conn)
+        watch(conn)
+        conn.execute("insert into docs (body) values ('queued before'), ('also before')")
+        assert conn.execute("select message from pgmq.q_autoembed_jobs order by msg_id").fetchall() == [
+            ({"source_id": 1, "pk": "1"},), ({"source_id": 1, "pk": "2"},)]
+
+        assert apply_migrations(conn, MIGRATIONS) == [p.name for p in sorted(MIGRATIONS.glob("*.sql"))
+                                                      if p.name >= CHUNKED_JOBS]
+        triggers = {r[0] for r in conn.execute("select tgname from pg_trigger where tgrelid = 'docs'::regclass")}
+        assert "autoembed_mark_changed" in triggers
+        assert conn.execute("select pending from autoembed.status").fetchone()[0] == 2
+        conn.execute("insert into docs (body) values ('queued after')")
+        conn.execute("update docs set views = 1")  # no content change: no job
+        assert queue_depth(conn) == 3
+
+        drain(empty_dsn, settings)
+        stored = dict(conn.execute("select body, embedding from docs"))
+        for body, vector in stored.items():
+            np.testing.assert_allclose(vector.to_numpy(), expected(body), atol=1e-6)
+        assert queue_depth(conn) == 0
