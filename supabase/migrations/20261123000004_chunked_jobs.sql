@@ -219,6 +219,8 @@ $$;
 -- pgmq.read with a row budget: hides (for vt_seconds) the oldest visible messages until they name
 -- max_rows rows. A message that would overrun the budget is split in the same transaction: the
 -- part that fits is read, the rest goes back as a new visible message carrying the attempts made.
+-- Messages are locked one by one as they are taken (a cursor, FETCH by FETCH), never more than
+-- are taken: a concurrent reader skips only those, not the whole head of the queue.
 -- Returns each message as read (read_ct already counts this read), for the worker to parse.
 create function autoembed.read_jobs(max_rows int, vt_seconds int)
 returns table (msg_id bigint, read_ct int, message jsonb)
@@ -227,9 +229,16 @@ security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    ids bigint[];
+    visible cursor for
+        select q.msg_id, autoembed.job_size(q.message) as n
+        from pgmq.q_autoembed_jobs q
+        where q.vt <= clock_timestamp()
+        order by q.msg_id
+        for update skip locked;
+    job record;
+    ids bigint[] := '{}';
+    budget int := max_rows;
     split_id bigint;
-    split_keep int;
 begin
     if max_rows is null or max_rows < 1 then
         raise exception 'autoembed.read_jobs: max_rows must be at least 1, got %', max_rows;
@@ -237,31 +246,31 @@ begin
     if vt_seconds is null or vt_seconds < 0 then
         raise exception 'autoembed.read_jobs: vt_seconds must not be negative, got %', vt_seconds;
     end if;
-    select array_agg(c.msg_id order by c.msg_id),
-           max(c.msg_id) filter (where c.upto > max_rows),
-           max(max_rows - (c.upto - c.n)) filter (where c.upto > max_rows)
-    into ids, split_id, split_keep
-    from (select v.msg_id, v.n, sum(v.n) over (order by v.msg_id) as upto
-          from (select q.msg_id, autoembed.job_size(q.message) as n
-                from pgmq.q_autoembed_jobs q
-                where q.vt <= clock_timestamp()
-                order by q.msg_id
-                limit max_rows
-                for update skip locked) v) c
-    where c.upto - c.n < max_rows;
-    if ids is null then
+    open visible;
+    while budget > 0 loop
+        fetch visible into job;
+        exit when not found;
+        ids := ids || job.msg_id;
+        if job.n > budget then
+            split_id := job.msg_id;
+            exit;
+        end if;
+        budget := budget - job.n;
+    end loop;
+    close visible;
+    if cardinality(ids) = 0 then
         return;
     end if;
-    if split_id is not null then
+    if split_id is not null then  -- keep `budget` rows, send the rest back
         insert into pgmq.q_autoembed_jobs (vt, message)
         select clock_timestamp(),
                q.message || jsonb_build_object(
-                   'pks', jsonb_path_query_array(q.message -> 'pks', '$[$from to last]', jsonb_build_object('from', split_keep)),
+                   'pks', jsonb_path_query_array(q.message -> 'pks', '$[$from to last]', jsonb_build_object('from', budget)),
                    'attempt', coalesce((q.message ->> 'attempt')::int, 0) + q.read_ct)
         from pgmq.q_autoembed_jobs q where q.msg_id = split_id;
         update pgmq.q_autoembed_jobs q
         set message = q.message || jsonb_build_object(
-                'pks', jsonb_path_query_array(q.message -> 'pks', '$[0 to $to]', jsonb_build_object('to', split_keep - 1)))
+                'pks', jsonb_path_query_array(q.message -> 'pks', '$[0 to $to]', jsonb_build_object('to', budget - 1)))
         where q.msg_id = split_id;
     end if;
     return query

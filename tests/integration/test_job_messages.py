@@ -40,6 +40,21 @@ def test_read_jobs_takes_whole_messages_up_to_the_budget_and_splits_the_last(con
     assert queue_depth(conn) == 2500  # ... and still queued until a worker finishes it
 
 
+def test_a_reader_locks_only_the_messages_it_takes(conn, dsn):
+    """A concurrent reader must find the next message, not an empty queue: otherwise a worker goes
+    idle while work is waiting (4 workers on one 6,000-row INSERT made 2.4x, not 3.8x, one)."""
+    create_docs(conn)
+    watch(conn, backfill=False)
+    for first in (1, 6, 11):
+        conn.execute("insert into docs (body) select 'row ' || g from generate_series(%s::int, %s::int) g", (first, first + 4))
+    with psycopg.connect(dsn) as slow_reader:  # its read transaction stays open
+        taken = slow_reader.execute("select message from autoembed.read_jobs(3, 60)").fetchall()
+        assert [m["pks"] for (m,) in taken] == [["1", "2", "3"]]
+        assert [m["pks"] for _, _, m in read(conn, 3)] == [["6", "7", "8"]]
+        slow_reader.commit()
+    assert sorted(named_rows(read(conn, 100)), key=int) == ["4", "5", "9", "10", "11", "12", "13", "14", "15"]
+
+
 def test_read_jobs_rejects_a_budget_below_one_and_keeps_the_queue(conn):
     create_docs(conn)
     watch(conn, backfill=False)

@@ -13,6 +13,7 @@ import itertools
 import os
 import subprocess
 
+import numpy as np
 import psycopg
 import pytest
 from psycopg import sql
@@ -124,10 +125,9 @@ def test_worker_role_embeds_rows_it_cannot_read_under_forced_rls_written_by_app_
 
 def test_search_respects_rls_for_each_user(conn, dsn, settings, make_role):
     rls_docs(conn)
-    alice, bob = make_role("alice"), make_role("bob")
+    alice, bob = make_role("alice", "autoembed_search"), make_role("bob", "autoembed_search")
     for role in (alice, bob):
-        conn.execute(sql.SQL("grant select, insert on docs to {r}; grant usage on schema autoembed to {r}; "
-                             "grant select on autoembed.sources to {r}").format(r=sql.Identifier(role)))
+        conn.execute(sql.SQL("grant select, insert on docs to {r}").format(r=sql.Identifier(role)))
     watch(conn, backfill=False)
     texts = {alice: ["red apples", "green apples", "apple pie"], bob: ["apple juice", "bananas"]}
     for role, bodies in texts.items():
@@ -140,6 +140,27 @@ def test_search_respects_rls_for_each_user(conn, dsn, settings, make_role):
             hits = app.execute("select content from autoembed.search('docs', %s, 10)",
                                (expected("apples"),)).fetchall()
         assert sorted(h[0] for h in hits) == sorted(bodies), role
+
+
+def test_the_search_role_holds_only_what_search_needs(conn, dsn, make_role):
+    create_docs(conn)
+    watch(conn, backfill=False)
+    conn.execute("alter table docs disable trigger user")
+    conn.execute("insert into docs (body) values ('not embedded yet')")
+    conn.execute("alter table docs enable trigger user")
+    reader, outsider = make_role("reader", "autoembed_search"), make_role("outsider")
+    for role in (reader, outsider):
+        conn.execute(sql.SQL("grant select on docs to {}").format(sql.Identifier(role)))
+    query = np.ones(DIMS, dtype=np.float32)
+    with as_role(dsn, reader) as app:
+        assert app.execute("select * from autoembed.search('docs', %s)", (query,)).fetchall() == []  # no vector yet
+        for forbidden in ("select * from autoembed.failures", "select autoembed.backfill('docs')",
+                          "select * from pgmq.q_autoembed_jobs"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                app.execute(forbidden)
+    with as_role(dsn, outsider) as app:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="schema autoembed"):
+            app.execute("select * from autoembed.search('docs', %s)", (query,))
 
 
 def test_a_role_that_is_not_the_worker_cannot_call_the_worker_functions(conn, dsn, make_role):
