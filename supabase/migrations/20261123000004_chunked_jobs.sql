@@ -36,10 +36,22 @@ as $$
     select case jsonb_typeof(message -> 'pks') when 'array' then greatest(jsonb_array_length(message -> 'pks'), 1) else 1 end
 $$;
 
+-- The attempts a message says were made before it was (re)queued; 0 when absent or malformed, so a
+-- bad message can never stop a read (the worker archives what it cannot parse).
+create function autoembed.job_attempt(message jsonb)
+returns int
+language sql immutable
+set search_path = pg_catalog, pg_temp
+as $$
+    select case when jsonb_typeof(message -> 'attempt') = 'number'
+                then least(greatest(floor((message ->> 'attempt')::numeric), 0), 1000000)::int else 0 end
+$$;
+
 create view autoembed.jobs as
-select q.msg_id, (q.message ->> 'source_id')::int as source_id, k.pk,
-       coalesce((q.message ->> 'attempt')::int, 0) + q.read_ct as attempts, q.enqueued_at,
-       q.vt as visible_at
+select q.msg_id,
+       case when jsonb_typeof(q.message -> 'source_id') = 'number'
+            then least(floor((q.message ->> 'source_id')::numeric), 2147483647)::int end as source_id,
+       k.pk, autoembed.job_attempt(q.message) + q.read_ct as attempts, q.enqueued_at, q.vt as visible_at
 from pgmq.q_autoembed_jobs q, autoembed.job_pks(q.message) k(pk);
 comment on view autoembed.jobs is 'One line per row waiting in the job queue: its message, attempts so far and when it is next visible.';
 
@@ -266,7 +278,7 @@ begin
         select clock_timestamp(),
                q.message || jsonb_build_object(
                    'pks', jsonb_path_query_array(q.message -> 'pks', '$[$from to last]', jsonb_build_object('from', budget)),
-                   'attempt', coalesce((q.message ->> 'attempt')::int, 0) + q.read_ct)
+                   'attempt', autoembed.job_attempt(q.message) + q.read_ct)
         from pgmq.q_autoembed_jobs q where q.msg_id = split_id;
         update pgmq.q_autoembed_jobs q
         set message = q.message || jsonb_build_object(

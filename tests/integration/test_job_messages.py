@@ -140,3 +140,18 @@ def test_messages_of_the_older_one_row_shape_are_still_embedded(conn, dsn, setti
     assert (conn.execute("select embedding from docs").fetchone()[0].to_numpy()
             == expected("queued before the upgrade")).all()
     assert queue_depth(conn) == 0
+
+
+def test_malformed_messages_never_stop_a_read_and_are_archived(conn, dsn, settings):
+    create_docs(conn)
+    watch(conn, backfill=False)
+    conn.execute("insert into docs (body) values ('good row')")
+    for body in ('{"source_id": "x", "pks": ["1", "2", "3"], "attempt": "zz"}',
+                 '{"source_id": 1.5, "pks": [1, 2, 3], "attempt": 99999999999}', '"just a string"'):
+        conn.execute("select pgmq.send('autoembed_jobs', %s::jsonb)", (body,))
+    assert conn.execute("select count(*) from autoembed.jobs").fetchone()[0] == 8  # the view reads them all
+    assert len(read(conn, 2, vt=0)) == 2  # a split of a malformed message works too
+    drain(dsn, settings)
+    assert (conn.execute("select embedding from docs").fetchone()[0].to_numpy() == expected("good row")).all()
+    assert queue_depth(conn) == 0
+    assert conn.execute("select count(*) from pgmq.a_autoembed_jobs").fetchone()[0] == 4  # 3 sent, 1 split off
