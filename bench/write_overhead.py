@@ -80,35 +80,36 @@ def bulk_insert(bench_db, table: str, rows: int, staging: str = "staging") -> fl
         return rows / (time.perf_counter() - started)
 
 
-def single_inserts(bench_db, table: str, texts: list[str], commit_every: int, pipelined: bool) -> float:
-    stmt = sql.SQL("insert into {} (body) values (%s)").format(sql.Identifier(table))
-    with bench_db.connect() as admin:
-        reset(admin, table)
+def one_row_statements(bench_db, stmt: sql.Composed, params: list[tuple], commit_every: int,
+                       pipelined: bool) -> float:
+    """Rows/s of `stmt` run once per parameter tuple on one connection, committing every `commit_every`:
+    pipelined (executemany) or one round trip each."""
     with bench_db.connect(autocommit=False) as conn:
         started = time.perf_counter()
-        for chunk in common.chunks(texts, commit_every):
+        for chunk in common.chunks(params, commit_every):
             if pipelined:
                 with conn.cursor() as cur:
-                    cur.executemany(stmt, [(t,) for t in chunk])
+                    cur.executemany(stmt, chunk)
             else:
-                for text in chunk:
-                    conn.execute(stmt, (text,))
+                for one in chunk:
+                    conn.execute(stmt, one)
             conn.commit()
-        return len(texts) / (time.perf_counter() - started)
+        return len(params) / (time.perf_counter() - started)
+
+
+def single_inserts(bench_db, table: str, texts: list[str], commit_every: int, pipelined: bool) -> float:
+    with bench_db.connect() as admin:
+        reset(admin, table)
+    stmt = sql.SQL("insert into {} (body) values (%s)").format(sql.Identifier(table))
+    return one_row_statements(bench_db, stmt, [(t,) for t in texts], commit_every, pipelined)
 
 
 def single_updates(bench_db, table: str, rows: int, commit_every: int) -> float:
-    stmt = sql.SQL("update {} set views = views + 1 where id = %s").format(sql.Identifier(table))
     with bench_db.connect() as admin:
         reset(admin, table)
         fill(admin, table)
-    with bench_db.connect(autocommit=False) as conn:
-        started = time.perf_counter()
-        for chunk in common.chunks(list(range(1, rows + 1)), commit_every):
-            for key in chunk:
-                conn.execute(stmt, (key,))
-            conn.commit()
-        return rows / (time.perf_counter() - started)
+    stmt = sql.SQL("update {} set views = views + 1 where id = %s").format(sql.Identifier(table))
+    return one_row_statements(bench_db, stmt, [(key,) for key in range(1, rows + 1)], commit_every, False)
 
 
 def update(bench_db, table: str, rows: int, column: str) -> float:

@@ -55,6 +55,15 @@ select q.msg_id,
 from pgmq.q_autoembed_jobs q, autoembed.job_pks(q.message) k(pk);
 comment on view autoembed.jobs is 'One line per row waiting in the job queue: its message, attempts so far and when it is next visible.';
 
+-- Rows named by the queue's messages (the worker's queue-depth gauge and queue_status.queue_rows).
+create function autoembed.queue_rows()
+returns bigint
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select coalesce(sum(autoembed.job_size(q.message)), 0)::bigint from pgmq.q_autoembed_jobs q
+$$;
+
 -- The one place that builds job messages: {source_id, pks, attempt} and nothing else (no table
 -- names, no SQL), in chunks of at most 1000 rows; `attempt` (the attempts already made) only when
 -- there were any. Written straight into the queue table with static SQL (pgmq.send_batch plans a
@@ -295,7 +304,7 @@ $$;
 revoke execute on function autoembed.read_jobs(int, int) from public;
 grant execute on function autoembed.read_jobs(int, int) to autoembed_worker;
 
--- 4. Status and sweep: pending rows are distinct rows over both message shapes ----------------------
+-- 4. Status and sweep: pending rows are those of autoembed.jobs (both message shapes) --------------
 create or replace function autoembed.source_status()
 returns table (source_id int, source text, state text, embedder text, model text, rows bigint,
                embedded bigint, pending bigint, failed bigint, oldest_pending_age interval,
@@ -311,9 +320,8 @@ begin
         embedder := src.embedder;
         model := src.model;
         last_success_at := src.last_success_at;
-        select count(distinct k.pk), now() - min(q.enqueued_at) into pending, oldest_pending_age
-        from pgmq.q_autoembed_jobs q, autoembed.job_pks(q.message) k(pk)
-        where q.message ->> 'source_id' = src.id::text;
+        select count(distinct j.pk), now() - min(j.enqueued_at) into pending, oldest_pending_age
+        from autoembed.jobs j where j.source_id = src.id;
         select count(*) into failed from autoembed.failures f where f.source_id = src.id;
         rows := null;
         embedded := null;
@@ -340,7 +348,7 @@ $$;
 create or replace view autoembed.queue_status as
 select m.queue_name, m.queue_length, m.queue_visible_length, m.oldest_msg_age_sec, m.newest_msg_age_sec,
        m.total_messages, m.scrape_time,
-       (select coalesce(sum(autoembed.job_size(q.message)), 0) from pgmq.q_autoembed_jobs q)::bigint as queue_rows
+       autoembed.queue_rows() as queue_rows
 from pgmq.metrics('autoembed_jobs') m;
 comment on view autoembed.queue_status is 'pgmq metrics of the autoembed job queue (lengths in messages), and the rows its messages name.';
 
@@ -362,8 +370,7 @@ begin
                      select t.%1$I::text from %2$s t
                      where t.%3$I is null
                        and not exists (select from autoembed.failures f where f.source_id = $1 and f.pk = t.%1$I::text)
-                       and t.%1$I::text not in (select k.pk from pgmq.q_autoembed_jobs q, autoembed.job_pks(q.message) k(pk)
-                                                where q.message ->> ''source_id'' = $1::text)
+                       and t.%1$I::text not in (select j.pk from autoembed.jobs j where j.source_id = $1)
                      limit $2)',
                 src.pk_column, src.source, src.embedding_column)
             into pks using src.id, max_rows;

@@ -46,7 +46,7 @@ select msg_id, read_ct, message from autoembed.read_jobs(%s, %s);
 select autoembed.enqueue(%s, %s, %s, %s);
 
 -- name: queue_depth
-select coalesce(sum(autoembed.job_size(message)), 0) from pgmq.q_autoembed_jobs;
+select autoembed.queue_rows();
 
 -- name: source_dimensions
 select dimensions from autoembed.sources where id = %s;
