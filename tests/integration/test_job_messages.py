@@ -1,5 +1,5 @@
-"""Job messages name chunks of rows: reads by row budget, splits, per-row retries inside a chunk,
-and messages of the older one-row shape."""
+"""Job messages name chunks of rows (a key range, or a list of keys): reads by row budget, splits,
+per-row retries inside a chunk, and messages of the older one-row shape."""
 
 from __future__ import annotations
 
@@ -9,30 +9,47 @@ from support import DIMS, FixedEmbedders, RecordingEmbedder, create_docs, drain,
 
 from autoembed.embedders.hashing import HashingEmbedder
 from autoembed.errors import EmbeddingError
+from autoembed.queue import parse_job
 
 
 def read(conn, max_rows: int, vt: int = 60) -> list[tuple[int, int, dict]]:
     return conn.execute("select msg_id, read_ct, message from autoembed.read_jobs(%s, %s)", (max_rows, vt)).fetchall()
 
 
+def pks_of(message: dict) -> list[str]:
+    """The rows a message names, as the worker reads them."""
+    return list(parse_job(0, 0, message).pks)
+
+
 def named_rows(messages) -> list[str]:
-    return [pk for _, _, message in messages for pk in message["pks"]]
+    return [pk for _, _, message in messages for pk in pks_of(message)]
 
 
-def test_read_jobs_takes_whole_messages_up_to_the_budget_and_splits_the_last(conn):
-    create_docs(conn)
+#: key type -> an INSERT of rows 'row 1'..'row 2500' with keys 1..2500: consecutive integer keys are
+#: enqueued as ranges, any other keys as lists; both are read and split the same way
+KEYS = {
+    "identity": ("bigint generated always as identity",
+                 "insert into docs (body) select 'row ' || g from generate_series(1, 2500) g"),
+    "text": ("text", "insert into docs (id, body) select g::text, 'row ' || g from generate_series(1, 2500) g"),
+}
+
+
+@pytest.mark.parametrize("keys", KEYS)
+def test_read_jobs_takes_whole_messages_up_to_the_budget_and_splits_the_last(conn, keys):
+    pk_type, insert = KEYS[keys]
+    create_docs(conn, pk=pk_type)
     watch(conn, backfill=False)
-    conn.execute("insert into docs (body) select 'row ' || g from generate_series(1, 2500) g")  # 1000, 1000, 500
+    conn.execute(insert)  # messages of 1000, 1000, 500 rows
     crashed = read(conn, 1000, vt=0)  # a worker read the first message and died: it is visible again
-    assert [(read_ct, len(m["pks"])) for _, read_ct, m in crashed] == [(1, 1000)]
+    assert [(read_ct, len(pks_of(m))) for _, read_ct, m in crashed] == [(1, 1000)]
     first = read(conn, 300)
-    assert [(read_ct, len(m["pks"])) for _, read_ct, m in first] == [(2, 300)]
+    assert [(read_ct, len(pks_of(m))) for _, read_ct, m in first] == [(2, 300)]
     assert named_rows(first) == [str(i) for i in range(1, 301)]
     # The other 700 rows of that message went back as a visible message that remembers the earlier attempt.
     assert conn.execute("select count(*), min(attempts), max(attempts) from autoembed.jobs "
                         "where pk::int between 301 and 1000 and visible_at <= clock_timestamp()").fetchone() == (700, 1, 1)
     second = read(conn, 1600)
-    assert [len(m["pks"]) for _, _, m in second] == [1000, 500, 100]
+    assert [len(pks_of(m)) for _, _, m in second] == [1000, 500, 100]
     rest = read(conn, 10000)
     every = named_rows(first) + named_rows(second) + named_rows(rest)
     assert sorted(every, key=int) == [str(i) for i in range(1, 2501)]  # each row read exactly once
@@ -49,8 +66,8 @@ def test_a_reader_locks_only_the_messages_it_takes(conn, dsn):
         conn.execute("insert into docs (body) select 'row ' || g from generate_series(%s::int, %s::int) g", (first, first + 4))
     with psycopg.connect(dsn) as slow_reader:  # its read transaction stays open
         taken = slow_reader.execute("select message from autoembed.read_jobs(3, 60)").fetchall()
-        assert [m["pks"] for (m,) in taken] == [["1", "2", "3"]]
-        assert [m["pks"] for _, _, m in read(conn, 3)] == [["6", "7", "8"]]
+        assert [pks_of(m) for (m,) in taken] == [["1", "2", "3"]]
+        assert [pks_of(m) for _, _, m in read(conn, 3)] == [["6", "7", "8"]]
         slow_reader.commit()
     assert sorted(named_rows(read(conn, 100)), key=int) == ["4", "5", "9", "10", "11", "12", "13", "14", "15"]
 
@@ -147,11 +164,12 @@ def test_malformed_messages_never_stop_a_read_and_are_archived(conn, dsn, settin
     watch(conn, backfill=False)
     conn.execute("insert into docs (body) values ('good row')")
     for body in ('{"source_id": "x", "pks": ["1", "2", "3"], "attempt": "zz"}',
-                 '{"source_id": 1.5, "pks": [1, 2, 3], "attempt": 99999999999}', '"just a string"'):
+                 '{"source_id": 1.5, "pks": [1, 2, 3], "attempt": 99999999999}', '"just a string"',
+                 '{"source_id": 1, "pk_range": [5, 1]}', '{"source_id": 1, "pk_range": [1, 1e30]}'):
         conn.execute("select pgmq.send('autoembed_jobs', %s::jsonb)", (body,))
-    assert conn.execute("select count(*) from autoembed.jobs").fetchone()[0] == 8  # the view reads them all
+    assert conn.execute("select count(*) from autoembed.jobs").fetchone()[0] == 10  # the view reads them all
     assert len(read(conn, 2, vt=0)) == 2  # a split of a malformed message works too
     drain(dsn, settings)
     assert (conn.execute("select embedding from docs").fetchone()[0].to_numpy() == expected("good row")).all()
     assert queue_depth(conn) == 0
-    assert conn.execute("select count(*) from pgmq.a_autoembed_jobs").fetchone()[0] == 4  # 3 sent, 1 split off
+    assert conn.execute("select count(*) from pgmq.a_autoembed_jobs").fetchone()[0] == 6  # 5 sent, 1 split off

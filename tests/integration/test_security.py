@@ -177,6 +177,7 @@ def test_a_role_that_is_not_the_worker_cannot_call_the_worker_functions(conn, ds
         ("select * from autoembed.record_failures(%s, array['1'], array[md5('secret text')::uuid], array['X'], "
          "array['forged'], array[1])", (source_id,)),
         ("select autoembed.enqueue(%s, array['1'])", (source_id,)),
+        ("select autoembed.enqueue_range(%s, 1, 1000)", (source_id,)),
         ("select * from pgmq.read('autoembed_jobs', 30, 10)", None),
     ]
     with as_role(dsn, mallory) as other:

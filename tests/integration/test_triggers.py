@@ -4,18 +4,47 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from psycopg import sql
 from support import create_docs, queue_depth, watch
 
 
-def test_a_large_insert_enqueues_every_row_in_messages_of_1000(conn):
+def messages(conn) -> list[dict]:
+    return [m for (m,) in conn.execute("select message from pgmq.q_autoembed_jobs order by msg_id")]
+
+
+def test_a_large_insert_of_consecutive_keys_enqueues_key_ranges_of_1000(conn):
     create_docs(conn)
-    watch(conn)
+    source_id = watch(conn)
     conn.execute("insert into docs (body) select 'row ' || g from generate_series(1, 10500) g")
     assert queue_depth(conn) == 10500
     assert conn.execute("select count(distinct pk) from autoembed.jobs").fetchone()[0] == 10500
-    sizes = [r[0] for r in conn.execute("select jsonb_array_length(message -> 'pks') from pgmq.q_autoembed_jobs "
-                                        "order by msg_id")]
-    assert sizes == [1000] * 10 + [500]
+    assert messages(conn) == [{"source_id": source_id, "pk_range": [first, min(first + 999, 10500)]}
+                              for first in range(1, 10501, 1000)]
+
+
+@pytest.mark.parametrize("pk_type, keys", [
+    ("int", [1, 3, 4, 5]),                                # a gap: not one run
+    ("bigint", [-2**63, 2**63 - 1]),                      # the extremes: their distance overflows bigint
+    ("text", ["1", "2", "3"]),                            # consecutive, but not integers
+    ("numeric", [1, 2, 3]),
+])
+def test_other_keys_are_listed_one_by_one(conn, pk_type, keys):
+    create_docs(conn, pk=pk_type)
+    source_id = watch(conn)
+    conn.execute(sql.SQL("insert into docs (id, body) select k::{}, 'row' from unnest(%s::text[]) k").format(sql.SQL(pk_type)),
+                 ([str(k) for k in keys],))
+    assert messages(conn) == [{"source_id": source_id, "pks": [str(k) for k in keys]}]
+    assert [pk for (pk,) in conn.execute("select pk from autoembed.jobs order by msg_id")] == [str(k) for k in keys]
+
+
+def test_consecutive_keys_at_the_top_of_bigint_make_a_range(conn):
+    create_docs(conn, pk="bigint")
+    source_id = watch(conn)
+    conn.execute("insert into docs (id, body) select 9223372036854775807 - g, 'row' from generate_series(0, 1001) g")
+    top = 2**63 - 1
+    assert messages(conn) == [{"source_id": source_id, "pk_range": [top - 1001, top - 2]},
+                              {"source_id": source_id, "pk_range": [top - 1, top]}]
+    assert conn.execute("select max(pk::numeric), count(*) from autoembed.jobs").fetchone() == (top, 1002)
 
 
 def test_content_update_enqueues_and_clears_the_stale_vector(conn):
@@ -99,12 +128,12 @@ def test_rolled_back_insert_leaves_no_job(dsn, conn):
     assert queue_depth(conn) == 0
 
 
-def test_job_messages_carry_only_source_id_and_key(conn):
-    create_docs(conn)
+@pytest.mark.parametrize("pk_type, keys", [("bigint", "pk_range"), ("text", "pks")])
+def test_job_messages_carry_only_source_id_and_keys(conn, pk_type, keys):
+    create_docs(conn, pk=pk_type)
     watch(conn, backfill=False)
-    conn.execute("insert into docs (title, body) values ('secret title', 'secret body')")
-    message = conn.execute("select message from pgmq.q_autoembed_jobs").fetchone()[0]
-    assert set(message) == {"source_id", "pks"}
+    conn.execute("insert into docs (id, title, body) values ('1', 'secret title', 'secret body')")
+    assert [set(m) for m in messages(conn)] == [{"source_id", keys}]
 
 
 def test_content_changed_by_another_before_trigger_is_still_enqueued(conn):

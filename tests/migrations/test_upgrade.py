@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
+import pytest
 from conftest import MIGRATIONS
 from pgvector.psycopg import register_vector
 from support import create_docs, drain, expected, queue_depth, watch
@@ -12,14 +13,19 @@ from support import create_docs, drain, expected, queue_depth, watch
 from autoembed import db
 from autoembed.migrate import apply_migrations
 
-CHUNKED_JOBS = "20261123000004_chunked_jobs.sql"
+#: the first migration applied by the upgrade -> the messages the two queued rows had before it
+UPGRADES = {
+    "20261123000004_chunked_jobs.sql": [{"source_id": 1, "pk": "1"}, {"source_id": 1, "pk": "2"}],
+    "20261123000006_key_ranges.sql": [{"source_id": 1, "pks": ["1", "2"]}],
+}
 
 
-def test_upgrade_to_chunked_jobs_keeps_queued_jobs_and_replaces_the_triggers(empty_dsn, settings, tmp_path):
+@pytest.mark.parametrize("upgrade", UPGRADES)
+def test_upgrade_keeps_queued_jobs_and_replaces_the_triggers(empty_dsn, settings, tmp_path, upgrade):
     before = tmp_path / "before"
     before.mkdir()
     for path in sorted(MIGRATIONS.glob("*.sql")):
-        if path.name < CHUNKED_JOBS:
+        if path.name < upgrade:
             shutil.copy(path, before)
     with db.connect(empty_dsn) as conn:
         conn.autocommit = True
@@ -28,11 +34,10 @@ def test_upgrade_to_chunked_jobs_keeps_queued_jobs_and_replaces_the_triggers(emp
         create_docs(conn)
         watch(conn)
         conn.execute("insert into docs (body) values ('queued before'), ('also before')")
-        assert conn.execute("select message from pgmq.q_autoembed_jobs order by msg_id").fetchall() == [
-            ({"source_id": 1, "pk": "1"},), ({"source_id": 1, "pk": "2"},)]
+        assert [m for (m,) in conn.execute("select message from pgmq.q_autoembed_jobs order by msg_id")] == UPGRADES[upgrade]
 
         assert apply_migrations(conn, MIGRATIONS) == [p.name for p in sorted(MIGRATIONS.glob("*.sql"))
-                                                      if p.name >= CHUNKED_JOBS]
+                                                      if p.name >= upgrade]
         triggers = {r[0] for r in conn.execute("select tgname from pg_trigger where tgrelid = 'docs'::regclass")}
         assert "autoembed_mark_changed" in triggers
         assert conn.execute("select pending from autoembed.status").fetchone()[0] == 2

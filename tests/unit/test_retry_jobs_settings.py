@@ -37,11 +37,16 @@ def test_group_jobs_collapses_duplicates_per_row_and_keeps_the_highest_attempt()
     ({"source_id": 3, "pks": ["1", "2"]}, Job(9, 2, 3, ("1", "2"))),
     ({"source_id": 3, "pks": ["1"], "attempt": 4}, Job(9, 6, 3, ("1",))),   # attempts made before a requeue
     ({"source_id": 3, "pk": "7"}, Job(9, 2, 3, ("7",))),                   # the one-row shape of 0.1
+    ({"source_id": 3, "pk_range": [-1, 2], "attempt": 1}, Job(9, 3, 3, ("-1", "0", "1", "2"))),
+    ({"source_id": 3, "pk_range": [2**63 - 1, 2**63 - 1]}, Job(9, 2, 3, (str(2**63 - 1),))),
+    ({"source_id": 3, "pk_range": [5, 4]}, None), ({"source_id": 3, "pk_range": [1, 2**63]}, None),
+    ({"source_id": 3, "pk_range": [1.0, 2]}, None), ({"source_id": 3, "pk_range": [1, 2, 3]}, None),
+    ({"source_id": 3, "pk_range": ["1", "2"]}, None), ({"source_id": True, "pks": ["1"]}, None),
     ({"source_id": "3", "pks": ["1"]}, None), ({"source_id": 3, "pks": []}, None),
     ({"source_id": 3, "pks": [1]}, None), ({"source_id": 3}, None), (["not", "a", "job"], None),
     ({"source_id": 3, "pks": ["1"], "attempt": "2"}, None),
 ])
-def test_parse_job_reads_both_message_shapes_and_rejects_anything_else(body, expected):
+def test_parse_job_reads_every_message_shape_and_rejects_anything_else(body, expected):
     assert parse_job(9, 2, body) == expected
 
 
