@@ -20,9 +20,11 @@ on each, in rotating order, median of --rounds:
   application write after INSERT: counters, flags, timestamps);
 - one UPDATE of the content column on --rows rows (every row changes: jobs enqueued, vectors cleared).
 
-The large INSERTs also run on a third table whose only trigger is a no-op AFTER INSERT statement
-trigger with a transition table: the floor of any transition-table design (PostgreSQL copies every
-new row into a tuplestore, which spills to disk past work_mem), before any job is built.
+The large INSERTs also run on two reference tables: one whose only trigger is a no-op AFTER INSERT
+statement trigger with a transition table, the floor of any transition-table design (PostgreSQL
+copies every new row into a tuplestore, which spills to disk past work_mem), before any job is
+built; and one whose only trigger is a no-op BEFORE INSERT row trigger, the least any row-level
+design pays (a call per row), before it records anything.
 
 The queue is purged and both tables truncated/vacuumed between runs, so neither side inherits the
 other's bloat. Autovacuum is off on the measured tables (their vacuums are these), and a CHECKPOINT
@@ -48,6 +50,14 @@ from common import note, sql
 
 TARGET = 0.8
 FLOOR = "noop_trigger"  # unwatched, plus a no-op statement trigger with a transition table
+ROW_FLOOR = "noop_row_trigger"  # unwatched, plus a no-op BEFORE INSERT row trigger
+#: the reference tables of the large INSERTs -> what their figure is called and what it shows
+REFERENCES = {
+    FLOOR: ("no-op transition-table trigger (floor)",
+            "the same INSERT with only a no-op statement trigger capturing its rows"),
+    ROW_FLOOR: ("no-op row trigger",
+                "the same INSERT with only a no-op BEFORE INSERT row trigger: the least a row-level design pays"),
+}
 ROOMY_WORK_MEM = "64MB"  # holds 10,000 medium rows' transition table in memory
 
 
@@ -166,12 +176,16 @@ def main(argv: list[str] | None = None) -> dict:
             conn.execute(sql.SQL("vacuum analyze {}").format(sql.Identifier(name)))
         common.create_table(conn, "unwatched", args.dims, watched=False)
         common.create_table(conn, "watched", args.dims, watched=True)
-        common.create_table(conn, FLOOR, args.dims, watched=False)
-        for table in ("unwatched", "watched", FLOOR):  # reset() vacuums; autovacuum would only add noise
+        for table in (FLOOR, ROW_FLOOR):
+            common.create_table(conn, table, args.dims, watched=False)
+        for table in ("unwatched", "watched", FLOOR, ROW_FLOOR):  # reset() vacuums; autovacuum only adds noise
             conn.execute(sql.SQL("alter table {} set (autovacuum_enabled = off)").format(sql.Identifier(table)))
         conn.execute("create function bench_noop() returns trigger language plpgsql as $$ begin return null; end $$")
         conn.execute(sql.SQL("create trigger noop after insert on {} referencing new table as new_rows "
                              "for each statement execute function bench_noop()").format(sql.Identifier(FLOOR)))
+        conn.execute("create function bench_noop_row() returns trigger language plpgsql as $$ begin return new; end $$")
+        conn.execute(sql.SQL("create trigger noop before insert on {} for each row execute function bench_noop_row()")
+                     .format(sql.Identifier(ROW_FLOOR)))
 
         cases = [
             (f"INSERT ... SELECT, one statement, {args.kind}", f"{args.rows:,} rows",
@@ -193,8 +207,8 @@ def main(argv: list[str] | None = None) -> dict:
             ("UPDATE of the content column", f"{args.rows:,} rows, one statement (jobs enqueued)",
              lambda t: update(bench_db, t, args.rows, "body"), None, False),
         ]
-        for name, what, run, target, with_floor in cases:
-            tables = ["unwatched", "watched"] + ([FLOOR] if with_floor else [])
+        for name, what, run, target, with_references in cases:
+            tables = ["unwatched", "watched"] + (list(REFERENCES) if with_references else [])
             rates: dict[str, list[float]] = {table: [] for table in tables}
             for r in range(args.rounds):  # rotate the order, so no table always runs first
                 for table in tables[r % len(tables):] + tables[:r % len(tables)]:
@@ -204,10 +218,9 @@ def main(argv: list[str] | None = None) -> dict:
             report.add(f"{name}: watched", watched, "rows/s", baseline=unwatched, baseline_name="unwatched",
                        target=f"ratio >= {target}" if target else None,
                        passed=(watched / unwatched >= target) if target else None, note=what)
-            if with_floor:
-                report.add(f"{name}: no-op transition-table trigger (floor)", statistics.median(rates[FLOOR]), "rows/s",
-                           baseline=unwatched, baseline_name="unwatched",
-                           note="the same INSERT with only a no-op statement trigger capturing its rows")
+            for table, (label, meaning) in REFERENCES.items() if with_references else ():
+                report.add(f"{name}: {label}", statistics.median(rates[table]), "rows/s",
+                           baseline=unwatched, baseline_name="unwatched", note=meaning)
             report.details[name] = rates
     return report.emit(args.out)
 

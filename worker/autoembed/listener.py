@@ -17,11 +17,13 @@ SLICE = 0.25  # seconds between checks of the stop flag while waiting
 
 
 class Listener:
-    """Waits for a NOTIFY on the autoembed channel, a timeout, or a stop request."""
+    """Waits for a NOTIFY on the autoembed channel, a timeout, or a stop request. Calls
+    `on_connection_lost` when its connection dies (the server likely restarted)."""
 
-    def __init__(self, dsn: str):
+    def __init__(self, dsn: str, on_connection_lost: Callable[[], None] | None = None):
         self._dsn = dsn
         self._conn: psycopg.Connection | None = None
+        self._on_connection_lost = on_connection_lost
 
     def _connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed:
@@ -43,6 +45,8 @@ class Listener:
             except psycopg.OperationalError as exc:
                 log.warning("LISTEN connection lost, reconnecting", extra={"error": str(exc)})
                 self.close()
+                if self._on_connection_lost is not None:
+                    self._on_connection_lost()
                 time.sleep(min(SLICE, max(0.0, remaining)))
         return False
 

@@ -47,7 +47,7 @@ class Worker:
             name="autoembed-worker",
         )
         self.batches = BatchProcessor(settings, self.pool, self.embedders)
-        self.listener = Listener(dsn) if settings.listen else None
+        self.listener = Listener(dsn, on_connection_lost=self._drop_broken_connections) if settings.listen else None
         self._db_threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="autoembed-db")
         self._stopping = False
 
@@ -108,6 +108,7 @@ class Worker:
             except (psycopg.Error, PoolTimeout) as exc:  # the batch's jobs reappear after their timeout
                 metrics.DATABASE_ERRORS.inc()
                 log.warning("database error, retrying in %.1fs: %s", backoff, str(exc).strip())
+                self._drop_broken_connections()
                 self._sleep(backoff)
                 backoff = min(RECONNECT_MAX, backoff * 2)
                 continue
@@ -142,6 +143,12 @@ class Worker:
                 self.batches.release(batch)
         except (psycopg.Error, PoolTimeout) as exc:  # its jobs reappear after the visibility timeout
             log.warning("could not release a prefetched batch: %s", str(exc).strip())
+
+    def _drop_broken_connections(self) -> None:
+        """Test the pool's idle connections now and replace the broken ones. Otherwise, after a
+        server restart, the next batch meets them one by one, and the pool waits 1 s, then 2 s,
+        between those failed checks (measured: an idle worker woke 3.4 s after the restart)."""
+        self.pool.check()
 
     def _idle_wait(self, drain: bool) -> None:
         timeout = min(self.settings.poll_interval, 0.5) if drain else self.settings.poll_interval
