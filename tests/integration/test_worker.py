@@ -86,6 +86,27 @@ def test_a_concurrent_update_during_the_model_call_wins(conn, dsn, settings, cle
     assert queue_depth(conn) == 0
 
 
+@pytest.mark.parametrize("clear_on_change", [True, False])
+def test_a_row_whose_key_changed_is_embedded_by_its_new_key_and_the_old_key_forgotten(conn, dsn, settings,
+                                                                                     clear_on_change):
+    """A vector moves with its row when the key changes; what the worker knew about the old key must
+    not vouch for whichever row takes that key next."""
+    create_docs(conn, pk="int")
+    watch(conn, clear_on_change=clear_on_change)
+    conn.execute("insert into docs (id, body) values (1, 'apple'), (2, 'banana')")
+    drain(dsn, settings)
+    for old, new in ((1, 10), (2, 1), (10, 2)):  # the rows swap keys: 1 is 'banana' now, 2 'apple'
+        conn.execute("update docs set id = %s where id = %s", (new, old))
+    conn.execute("update docs set body = 'apple' where id = 1")  # key 1 holds 'apple' again, in another row
+    drain(dsn, settings)
+    stored = vectors(conn)
+    np.testing.assert_allclose(stored[1], expected("apple"), atol=1e-6)
+    np.testing.assert_allclose(stored[2], expected("apple"), atol=1e-6)
+    conn.execute("update docs set id = 5 where id = 2")
+    drain(dsn, settings)
+    assert conn.execute("select array_agg(pk order by pk) from autoembed.row_state").fetchone()[0] == ["1", "5"]
+
+
 def test_jobs_for_deleted_rows_are_dropped(conn, dsn, settings):
     create_docs(conn)
     watch(conn)

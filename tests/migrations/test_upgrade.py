@@ -16,7 +16,7 @@ from autoembed.migrate import apply_migrations
 #: the first migration applied by the upgrade -> the messages the two queued rows had before it
 UPGRADES = {
     "20261123000004_chunked_jobs.sql": [{"source_id": 1, "pk": "1"}, {"source_id": 1, "pk": "2"}],
-    "20261123000006_key_ranges.sql": [{"source_id": 1, "pks": ["1", "2"]}],
+    "20261123000006_key_ranges_and_key_changes.sql": [{"source_id": 1, "pks": ["1", "2"]}],
 }
 
 
@@ -40,6 +40,9 @@ def test_upgrade_keeps_queued_jobs_and_replaces_the_triggers(empty_dsn, settings
                                                       if p.name >= upgrade]
         triggers = {r[0] for r in conn.execute("select tgname from pg_trigger where tgrelid = 'docs'::regclass")}
         assert "autoembed_mark_changed" in triggers
+        flag_when = conn.execute("select pg_get_triggerdef(oid) from pg_trigger "
+                                 "where tgrelid = 'docs'::regclass and tgname = 'autoembed_mark_changed'").fetchone()[0]
+        assert "old.id IS DISTINCT FROM new.id" in flag_when  # a key change flags the statement too
         assert conn.execute("select pending from autoembed.status").fetchone()[0] == 2
         conn.execute("insert into docs (body) values ('queued after')")
         conn.execute("update docs set views = 1")  # no content change: no job

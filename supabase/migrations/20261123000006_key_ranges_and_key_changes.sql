@@ -4,6 +4,12 @@
 -- where it built and wrote an array of every key (a 10,000-row INSERT's trigger: 2.7 ms -> 0.9 ms
 -- here). Other statements (text or uuid keys, keys with gaps, UPDATEs) still list their keys.
 -- Every reader takes all three shapes: {source_id, pk_range}, {source_id, pks}, {source_id, pk}.
+--
+-- Changed keys. An UPDATE that changes a row's key (not its content) used to enqueue nothing and
+-- leave autoembed.row_state vouching for the old key: if another row later took that key with the
+-- content recorded there, the worker skipped it as already embedded and, with clear_on_change off,
+-- kept a vector of other content. Now a key change flags the statement like a content change: the
+-- row is embedded under its new key, and the old key's row_state and failures are forgotten.
 
 -- 1. The rows a message names ----------------------------------------------------------------------
 -- {first, last} of a well-formed pk_range (integers, first <= last, within bigint), else null.
@@ -123,7 +129,7 @@ begin
     end if;
     if tg_op = 'UPDATE' then
         if coalesce(current_setting(changed_flag, true), '') = '' then
-            return null;  -- no row's content changed
+            return null;  -- no row's content or key changed
         end if;
         perform set_config(changed_flag, '', true);
     end if;
@@ -138,8 +144,15 @@ begin
                 src.pk_column, autoembed.content_expr(src, 'n'), autoembed.content_expr(src, 'o'))
             into pks;
             perform autoembed.enqueue(source_id, pks);
+            execute format(  -- keys that no row has any more: their rows took new keys
+                'select array_agg(o.%1$I::text)
+                 from autoembed_old o left join autoembed_new n on n.%1$I = o.%1$I where n.%1$I is null',
+                src.pk_column)
+            into pks;
         else
             execute format('select array_agg(o.%I::text) from autoembed_old o', src.pk_column) into pks;
+        end if;
+        if pks is not null then  -- forget what was known about keys that are gone
             delete from autoembed.row_state s where s.source_id = src.id and s.pk = any(pks);
             delete from autoembed.failures f where f.source_id = src.id and f.pk = any(pks);
         end if;
@@ -149,6 +162,58 @@ begin
     return null;
 end
 $$;
+
+-- A key change flags the UPDATE too (autoembed_mark_changed), so its statement trigger runs.
+create or replace function autoembed.install_triggers(src autoembed.sources)
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    content_changed text := format('%s is distinct from %s',
+                                   autoembed.content_expr(src, 'old'), autoembed.content_expr(src, 'new'));
+    key_changed text := format('old.%1$I is distinct from new.%1$I', src.pk_column);
+begin
+    perform autoembed.drop_triggers(src.source);
+    execute format(
+        'create trigger autoembed_enqueue_insert after insert on %s referencing new table as autoembed_new
+         for each statement execute function autoembed.on_write(%s)', src.source, src.id);
+    execute format(
+        'create trigger autoembed_mark_changed after update on %s for each row
+         when (%s or %s) execute function autoembed.mark_content_changed(%s)',
+        src.source, content_changed, key_changed, src.id);
+    execute format(
+        'create trigger autoembed_enqueue_update after update on %s
+         referencing old table as autoembed_old new table as autoembed_new
+         for each statement execute function autoembed.on_write(%s)', src.source, src.id);
+    execute format(
+        'create trigger autoembed_forget_delete after delete on %s referencing old table as autoembed_old
+         for each statement execute function autoembed.on_write(%s)', src.source, src.id);
+    if src.clear_on_change then
+        execute format(
+            'create trigger autoembed_clear_embedding before update on %s for each row
+             when (%s) execute function autoembed.clear_embedding(%L)',
+            src.source, content_changed, src.embedding_column);
+    end if;
+end
+$$;
+
+
+-- Tables watched before this migration get the new trigger.
+do $$
+declare
+    src autoembed.sources;
+begin
+    for src in select * from autoembed.sources order by id loop
+        begin
+            perform autoembed.install_triggers(autoembed.current_names(src));
+        exception when undefined_column or undefined_table or undefined_function then
+            raise notice 'autoembed: source % (%) is broken, triggers left as they were: %', src.id, src.table_name, sqlerrm;
+        end;
+    end loop;
+end
+$$;
+
 
 -- 3. Reading: a split cuts either shape (a range's tail is two numbers, not the rest of a list) -----
 create or replace function autoembed.read_jobs(max_rows int, vt_seconds int)
