@@ -149,23 +149,25 @@ class Verdict:
     lost: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
     bad_state: list[str] = field(default_factory=list)  # vector right, row_state hash wrong
+    orphans: list[str] = field(default_factory=list)  # keys no row has, still in row_state or failures
     duplicate_writes: int = 0
     queue_left: int = 0
     failures: dict[str, tuple[str, str]] = field(default_factory=dict)  # pk -> (class, message)
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.stale or self.bad_state or self.duplicate_writes or self.queue_left)
+        return not (self.lost or self.stale or self.bad_state or self.orphans or self.duplicate_writes
+                    or self.queue_left)
 
     def summary(self) -> dict:
         d = asdict(self)
         d.pop("failures")
-        for key in ("lost", "stale", "bad_state"):
+        for key in ("lost", "stale", "bad_state", "orphans"):
             d[key] = len(d[key])
         return d
 
     def __str__(self) -> str:
-        sample = {k: getattr(self, k)[:10] for k in ("lost", "stale", "bad_state") if getattr(self, k)}
+        sample = {k: getattr(self, k)[:10] for k in ("lost", "stale", "bad_state", "orphans") if getattr(self, k)}
         return f"{self.summary()} {sample}"
 
 
@@ -197,6 +199,8 @@ def check(conn: psycopg.Connection, table: str = "docs", content_sql: str = "t.b
             verdict.failures[pk] = failure[1:]
         else:
             verdict.lost.append(pk)
+    keys = {pk for pk, _, _ in rows}
+    verdict.orphans = sorted((state.keys() | failures.keys()) - keys)
     verdict.queue_left = conn.execute("select count(*) from pgmq.q_autoembed_jobs").fetchone()[0]
     if audited:
         verdict.duplicate_writes = duplicate_writes(conn, table)

@@ -1,6 +1,7 @@
 """Concurrent writers against a running worker, as a property: whatever interleaving of inserts,
-content updates, unrelated-column updates and deletes several connections make, once the queue
-drains every row holds the vector of its current content or a failure record, written once."""
+content updates, unrelated-column updates, key changes and deletes several connections make, once
+the queue drains every row holds the vector of its current content or a failure record, written
+once, and nothing is recorded for a key that no row has."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ SIMPLE = st.one_of(
     st.tuples(st.just("insert_many"), st.integers(2, 6), TEXTS),
     st.tuples(st.just("update_content"), ROW, TEXTS),
     st.tuples(st.just("update_other"), ROW),
+    st.tuples(st.just("rekey"), ROW),
     st.tuples(st.just("delete"), ROW),
     st.tuples(st.just("bulk_update"), st.integers(2, 4), TEXTS),
     st.tuples(st.just("pause"), st.floats(0, 0.03)),
@@ -54,6 +56,8 @@ def apply(conn: psycopg.Connection, table: sql.Identifier, op: tuple) -> None:
         conn.execute(sql.SQL("update {} set body = %s where id = {}").format(table, pick), (text, row))
     elif kind == "update_other":
         conn.execute(sql.SQL("update {} set views = views + 1 where id = {}").format(table, pick), args)
+    elif kind == "rekey":  # the row takes the identity's next key; its content stays
+        conn.execute(sql.SQL("update {} set id = default where id = {}").format(table, pick), args)
     elif kind == "delete":
         conn.execute(sql.SQL("delete from {} where id = {}").format(table, pick), args)
     elif kind == "bulk_update":
