@@ -29,13 +29,14 @@ returns setof text
 language sql immutable
 set search_path = pg_catalog, pg_temp
 as $$
-    select k::text
-    from (select autoembed.job_range(message) as r) m, generate_series(m.r[1], m.r[2]) k
-    union all
-    select jsonb_array_elements_text(case jsonb_typeof(message -> 'pks')
-                                         when 'array' then message -> 'pks'
-                                         else jsonb_build_array(message -> 'pk') end)
-    where autoembed.job_range(message) is null
+    select k.pk
+    from (select autoembed.job_range(message) as r) m,
+         lateral (select g::text from generate_series(m.r[1], m.r[2]) g  -- no rows when r is null
+                  union all
+                  select jsonb_array_elements_text(case jsonb_typeof(message -> 'pks')
+                                                       when 'array' then message -> 'pks'
+                                                       else jsonb_build_array(message -> 'pk') end)
+                  where m.r is null) k(pk)
 $$;
 
 create or replace function autoembed.job_size(message jsonb)
