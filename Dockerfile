@@ -1,15 +1,23 @@
 # syntax=docker/dockerfile:1
-# The autoembed worker image. `docker run IMAGE` runs `autoembed worker`; `docker run IMAGE migrate`
-# applies db/migrations. The source keeps the repository's layout under /app (worker/, db/) and is
-# installed in editable mode, so settings.REPO_ROOT (parents[2] of worker/autoembed/settings.py) is
-# /app and REPO_ROOT/db/migrations is /app/db/migrations; AUTOEMBED_MIGRATIONS_DIR says the same.
+# The autoembed worker image (full: the `local` model embedder with torch + ONNX Runtime).
+# `docker run IMAGE` runs `autoembed worker`; `docker run IMAGE migrate` migrates. The image holds
+# an installed wheel, not the source tree: the package carries its SQL.
+
+# 1. The wheel, built from the source.
+FROM python:3.11-slim AS wheel
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY worker/ ./worker/
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /dist .
+
+# 2. The runtime: CPU-only torch first (from the PyTorch CPU index, for torch only, so no CUDA
+# wheels are pulled), then the wheel with the `local` extra, constrained to that torch.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    AUTOEMBED_MIGRATIONS_DIR=/app/db/migrations \
     AUTOEMBED_HOME=/home/autoembed/.autoembed
 
 # Non-root user. Its ~/.cache (model files, exported ONNX models) is created now so that a named
@@ -18,27 +26,13 @@ RUN useradd --create-home --uid 10001 --user-group --shell /usr/sbin/nologin aut
     && mkdir -p /home/autoembed/.cache /home/autoembed/.autoembed \
     && chown -R autoembed:autoembed /home/autoembed
 
-WORKDIR /app
-
-# CPU-only torch first, from the PyTorch CPU index (for torch only), so no CUDA wheels are pulled.
 RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
 
-# Dependencies in their own layer: install the project with the `local` extra against a stub
-# package, so that editing worker/ does not reinstall sentence-transformers and the rest. The
-# constraint keeps pip from swapping the CPU torch above for another build.
-COPY pyproject.toml README.md ./
-RUN mkdir -p worker/autoembed \
-    && touch worker/autoembed/__init__.py \
-    && echo "torch==2.13.0" > /tmp/torch-constraint.txt \
-    && pip install --constraint /tmp/torch-constraint.txt --editable ".[local]" \
-    && rm -rf worker /tmp/torch-constraint.txt
-
-# The source, in the repository's layout; the editable install above points at /app/worker.
-COPY worker/ ./worker/
-COPY db/ ./db/
-RUN pip install --no-deps --editable . \
-    && test -d /app/db/migrations \
-    && autoembed --help > /dev/null
+COPY --from=wheel /dist/ /tmp/dist/
+RUN echo "torch==2.13.0" > /tmp/torch-constraint.txt \
+    && pip install --constraint /tmp/torch-constraint.txt "$(ls /tmp/dist/autoembed-*.whl)[local]" \
+    && rm -rf /tmp/dist /tmp/torch-constraint.txt \
+    && autoembed --version
 
 USER autoembed
 

@@ -48,11 +48,15 @@ LOCAL_DIMS = 384
 
 log = logging.getLogger("bench")
 
+# Benchmarks reuse the tests' helpers (tests/support: the OpenAI stub, embedders); never copies.
+if str(REPO / "tests") not in sys.path:
+    sys.path.insert(0, str(REPO / "tests"))
+
 # The benchmarks never download: the model comes from the packaged copy or the ONNX cache.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from autoembed import db as ae_db  # noqa: E402  (after the environment above)
+from autoembed import connections as ae_db  # noqa: E402  (after the environment above)
 from autoembed.devdb import LocalCluster, free_port  # noqa: E402
 from autoembed.embedders import EmbedderCache  # noqa: E402
 from autoembed.embedders.base import Embedder  # noqa: E402

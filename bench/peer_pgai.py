@@ -48,7 +48,7 @@ import common
 import psycopg
 from common import note, percentile, sql
 
-from autoembed.testing.openai_stub import OpenAIStub
+from support.openai_stub import OpenAIStub
 
 PGAI_VERSION = "0.12.1"
 PGAI_VENV = common.BENCH_DIR / ".venv-pgai"

@@ -23,7 +23,7 @@ import time
 import common
 from common import note
 
-from autoembed.testing.openai_stub import OpenAIStub
+from support.openai_stub import OpenAIStub
 
 TARGET_EFFICIENCY = 0.8  # rows/s of N workers >= 0.8 * N * rows/s of one
 

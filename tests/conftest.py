@@ -16,13 +16,13 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from autoembed import db
+from autoembed import connections as db
 from autoembed.devdb import LocalCluster, find_pg_bin, free_port
 from autoembed.errors import ConfigError
-from autoembed.migrate import apply_migrations
-from autoembed.settings import REPO_ROOT, Settings
+from autoembed.migrate import SQL_ROOT, apply_migrations
+from autoembed.settings import Settings
 
-MIGRATIONS = REPO_ROOT / "db" / "migrations"
+MIGRATIONS = Path(str(SQL_ROOT / "migrations"))  # the package's own copy, as installed
 TEMPLATE = "autoembed_template"
 CRON_DB = "autoembed_cron"  # the cluster's cron.database_name
 
@@ -100,7 +100,7 @@ def template(server: Server) -> str:
     """A database with every migration applied, copied for each test."""
     dsn = server.create_database(TEMPLATE)
     with db.connect(dsn) as conn:
-        apply_migrations(conn, MIGRATIONS)
+        apply_migrations(conn)
     return TEMPLATE
 
 
@@ -112,7 +112,7 @@ def cron_dsn(server: Server) -> str:
         pytest.skip("needs the tests' own cluster, whose cron.database_name is known")
     url = server.url(CRON_DB)
     with db.connect(url) as conn:
-        apply_migrations(conn, MIGRATIONS)
+        apply_migrations(conn)
     return url
 
 

@@ -1,4 +1,27 @@
--- autoembed worker role: least privilege for `autoembed worker`, and triggers that work whoever
+-- autoembed 20261123000002_worker_role.sql: generated from the package's db/migrations by `autoembed supabase`; do not edit.
+-- It runs once, whichever applies it first (`supabase db push` or `autoembed migrate`): both
+-- record it in autoembed.schema_migrations.
+create schema if not exists autoembed;
+create table if not exists autoembed.schema_migrations (
+    name text primary key,
+    checksum text not null,
+    applied_at timestamptz not null default now()
+);
+select pg_advisory_xact_lock(hashtext('autoembed.migrate'));
+do $autoembed_guard$
+declare
+    done_names constant text[] := array['20261123000002_worker_role.sql']::text[];
+    pushed boolean := false;
+begin
+    if to_regclass('supabase_migrations.schema_migrations') is not null then
+        execute 'select exists (select from supabase_migrations.schema_migrations where version = any($1))'
+        into pushed using array(select left(n, 14) from unnest(done_names) n);
+    end if;
+    if pushed or exists (select from autoembed.schema_migrations m where m.name = any(done_names)) then
+        raise notice 'autoembed: 20261123000002_worker_role.sql is applied already';
+        return;
+    end if;
+    execute $autoembed_sql$-- autoembed worker role: least privilege for `autoembed worker`, and triggers that work whoever
 -- writes a watched table.
 --
 -- The worker connects as any LOGIN role granted autoembed_worker (not a superuser, no privilege
@@ -73,3 +96,7 @@ $$;
 -- so nobody else can forge jobs.
 alter function autoembed.on_write() security definer;
 revoke execute on function autoembed.enqueue(int, text[]) from public;
+$autoembed_sql$;
+    insert into autoembed.schema_migrations (name, checksum) values ('20261123000002_worker_role.sql', '3759331b62a3eaa702124a97b673d33d25d1eb5cd177aac27573dc170e0fe0f3');
+end
+$autoembed_guard$;

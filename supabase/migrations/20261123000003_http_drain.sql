@@ -1,4 +1,27 @@
--- pg_net + pg_cron: the database wakes an HTTP-triggered worker by itself (serverless deployments,
+-- autoembed 20261123000003_http_drain.sql: generated from the package's db/migrations by `autoembed supabase`; do not edit.
+-- It runs once, whichever applies it first (`supabase db push` or `autoembed migrate`): both
+-- record it in autoembed.schema_migrations.
+create schema if not exists autoembed;
+create table if not exists autoembed.schema_migrations (
+    name text primary key,
+    checksum text not null,
+    applied_at timestamptz not null default now()
+);
+select pg_advisory_xact_lock(hashtext('autoembed.migrate'));
+do $autoembed_guard$
+declare
+    done_names constant text[] := array['20261123000003_http_drain.sql']::text[];
+    pushed boolean := false;
+begin
+    if to_regclass('supabase_migrations.schema_migrations') is not null then
+        execute 'select exists (select from supabase_migrations.schema_migrations where version = any($1))'
+        into pushed using array(select left(n, 14) from unnest(done_names) n);
+    end if;
+    if pushed or exists (select from autoembed.schema_migrations m where m.name = any(done_names)) then
+        raise notice 'autoembed: 20261123000003_http_drain.sql is applied already';
+        return;
+    end if;
+    execute $autoembed_sql$-- pg_net + pg_cron: the database wakes an HTTP-triggered worker by itself (serverless deployments,
 -- e.g. a container that runs `autoembed worker --drain` per request). Supabase ships both extensions.
 -- Without pg_net these functions exist but refuse with a clear error; nothing else depends on them.
 
@@ -103,3 +126,7 @@ begin
     return cron.unschedule('autoembed-drain-requests');
 end
 $$;
+$autoembed_sql$;
+    insert into autoembed.schema_migrations (name, checksum) values ('20261123000003_http_drain.sql', 'b7a642371e42b1b2b52f388d390b1ddfb19671d208e4f2e506ae37d350cca388');
+end
+$autoembed_guard$;

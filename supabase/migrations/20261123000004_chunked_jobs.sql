@@ -1,4 +1,27 @@
--- A cheaper write path. Jobs carry chunks of rows: one message {source_id, pks: [...], attempt} per
+-- autoembed 20261123000004_chunked_jobs.sql: generated from the package's db/migrations by `autoembed supabase`; do not edit.
+-- It runs once, whichever applies it first (`supabase db push` or `autoembed migrate`): both
+-- record it in autoembed.schema_migrations.
+create schema if not exists autoembed;
+create table if not exists autoembed.schema_migrations (
+    name text primary key,
+    checksum text not null,
+    applied_at timestamptz not null default now()
+);
+select pg_advisory_xact_lock(hashtext('autoembed.migrate'));
+do $autoembed_guard$
+declare
+    done_names constant text[] := array['20261123000004_chunked_jobs.sql']::text[];
+    pushed boolean := false;
+begin
+    if to_regclass('supabase_migrations.schema_migrations') is not null then
+        execute 'select exists (select from supabase_migrations.schema_migrations where version = any($1))'
+        into pushed using array(select left(n, 14) from unnest(done_names) n);
+    end if;
+    if pushed or exists (select from autoembed.schema_migrations m where m.name = any(done_names)) then
+        raise notice 'autoembed: 20261123000004_chunked_jobs.sql is applied already';
+        return;
+    end if;
+    execute $autoembed_sql$-- A cheaper write path. Jobs carry chunks of rows: one message {source_id, pks: [...], attempt} per
 -- up to 1000 rows of a statement, instead of one message per row, so a 10,000-row INSERT writes 10
 -- queue rows, not 10,000. Workers read by a row budget (autoembed.read_jobs) and split an oversized
 -- message on read, so a batch still holds at most AUTOEMBED_BATCH_SIZE rows. Messages of the old
@@ -383,3 +406,7 @@ begin
     return total;
 end
 $$;
+$autoembed_sql$;
+    insert into autoembed.schema_migrations (name, checksum) values ('20261123000004_chunked_jobs.sql', 'bc9c3fc5642e4a26cc142de062d1e8c2f483b2856df4a3f2a7badf655e85d9cb');
+end
+$autoembed_guard$;

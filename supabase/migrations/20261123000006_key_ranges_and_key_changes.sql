@@ -1,4 +1,27 @@
--- Key ranges. An INSERT of consecutive integer keys (the usual bulk INSERT into an identity or
+-- autoembed 20261123000006_key_ranges_and_key_changes.sql: generated from the package's db/migrations by `autoembed supabase`; do not edit.
+-- It runs once, whichever applies it first (`supabase db push` or `autoembed migrate`): both
+-- record it in autoembed.schema_migrations.
+create schema if not exists autoembed;
+create table if not exists autoembed.schema_migrations (
+    name text primary key,
+    checksum text not null,
+    applied_at timestamptz not null default now()
+);
+select pg_advisory_xact_lock(hashtext('autoembed.migrate'));
+do $autoembed_guard$
+declare
+    done_names constant text[] := array['20261123000006_key_ranges_and_key_changes.sql']::text[];
+    pushed boolean := false;
+begin
+    if to_regclass('supabase_migrations.schema_migrations') is not null then
+        execute 'select exists (select from supabase_migrations.schema_migrations where version = any($1))'
+        into pushed using array(select left(n, 14) from unnest(done_names) n);
+    end if;
+    if pushed or exists (select from autoembed.schema_migrations m where m.name = any(done_names)) then
+        raise notice 'autoembed: 20261123000006_key_ranges_and_key_changes.sql is applied already';
+        return;
+    end if;
+    execute $autoembed_sql$-- Key ranges. An INSERT of consecutive integer keys (the usual bulk INSERT into an identity or
 -- serial table) now enqueues {source_id, pk_range: [first, last]} per 1000 keys instead of listing
 -- every key: its trigger reads the new keys' min, max and count and writes a few bytes per message,
 -- where it built and wrote an array of every key (a 10,000-row INSERT's trigger: 2.7 ms -> 0.9 ms
@@ -270,3 +293,7 @@ begin
         returning q.msg_id, q.read_ct, q.message;
 end
 $$;
+$autoembed_sql$;
+    insert into autoembed.schema_migrations (name, checksum) values ('20261123000006_key_ranges_and_key_changes.sql', '3542dd073271fbb61ea822d925e52b496440b5f9f92b5ca7b065389eccd76552');
+end
+$autoembed_guard$;

@@ -1,4 +1,27 @@
--- Records only for keys that exist. The worker writes row_state (write_embeddings) and failure
+-- autoembed 20261123000007_records_only_for_existing_keys.sql: generated from the package's db/migrations by `autoembed supabase`; do not edit.
+-- It runs once, whichever applies it first (`supabase db push` or `autoembed migrate`): both
+-- record it in autoembed.schema_migrations.
+create schema if not exists autoembed;
+create table if not exists autoembed.schema_migrations (
+    name text primary key,
+    checksum text not null,
+    applied_at timestamptz not null default now()
+);
+select pg_advisory_xact_lock(hashtext('autoembed.migrate'));
+do $autoembed_guard$
+declare
+    done_names constant text[] := array['20261123000007_records_only_for_existing_keys.sql']::text[];
+    pushed boolean := false;
+begin
+    if to_regclass('supabase_migrations.schema_migrations') is not null then
+        execute 'select exists (select from supabase_migrations.schema_migrations where version = any($1))'
+        into pushed using array(select left(n, 14) from unnest(done_names) n);
+    end if;
+    if pushed or exists (select from autoembed.schema_migrations m where m.name = any(done_names)) then
+        raise notice 'autoembed: 20261123000007_records_only_for_existing_keys.sql is applied already';
+        return;
+    end if;
+    execute $autoembed_sql$-- Records only for keys that exist. The worker writes row_state (write_embeddings) and failure
 -- records (record_failures) for the rows of its batch. A row deleted, or given a new key, while the
 -- worker wrote could keep such a record under a key no row has: the trigger had forgotten the key
 -- before the worker's record arrived. Both now lock the rows they record for (FOR KEY SHARE: a
@@ -115,3 +138,7 @@ begin
     returning f.pk;
 end
 $$;
+$autoembed_sql$;
+    insert into autoembed.schema_migrations (name, checksum) values ('20261123000007_records_only_for_existing_keys.sql', '378f83f6032ccd55c73db1d805525036f9ce0d26c2839ebd6fde1088fcc40e9d');
+end
+$autoembed_guard$;

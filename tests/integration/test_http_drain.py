@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from support import create_docs, watch
 
-from autoembed import db
+from autoembed.connections import connect
 
 
 def has_extension(conn, name: str) -> bool:
@@ -23,7 +23,7 @@ def test_scheduling_without_pg_cron_is_refused_clearly(conn):
 
 
 def test_schedules_are_validated_against_the_pg_cron_version(cron_dsn):
-    with db.connect(cron_dsn, autocommit=True) as conn:
+    with connect(cron_dsn, autocommit=True) as conn:
         version = conn.execute("select extversion from pg_extension where extname = 'pg_cron'").fetchone()[0]
         assert conn.execute("select autoembed.drain_schedule(' * * * * * ')").fetchone()[0] == "* * * * *"
         for bad, message in [("every day", "is neither 'N seconds' nor a five-field cron expression"),

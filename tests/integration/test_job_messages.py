@@ -9,7 +9,7 @@ from support import DIMS, FixedEmbedders, RecordingEmbedder, create_docs, drain,
 
 from autoembed.embedders.hashing import HashingEmbedder
 from autoembed.errors import EmbeddingError
-from autoembed.queue import parse_job
+from autoembed.jobs import parse_job
 
 
 def read(conn, max_rows: int, vt: int = 60) -> list[tuple[int, int, dict]]:

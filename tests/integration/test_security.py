@@ -21,7 +21,7 @@ from reliability.harness import AUTOEMBED, WorkerProcess, check, expected
 from support import DIMS, FixedEmbedders, RecordingEmbedder, create_docs, drain, queue_depth, watch
 
 from autoembed.embedders.hashing import HashingEmbedder
-from autoembed.testing.openai_stub import OpenAIStub
+from support.openai_stub import OpenAIStub
 
 WORKER_FUNCTIONS = [
     "autoembed.load_content(int, text[])",

@@ -11,7 +11,7 @@ from support import DIMS, FixedEmbedders, RecordingEmbedder, create_docs, drain,
 
 from autoembed.embedders import build_embedder
 from autoembed.embedders.hashing import HashingEmbedder
-from autoembed.testing.openai_stub import OpenAIStub
+from support.openai_stub import OpenAIStub
 from autoembed.worker import Worker
 
 

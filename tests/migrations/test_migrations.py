@@ -7,7 +7,7 @@ import shutil
 import pytest
 from conftest import MIGRATIONS
 
-from autoembed import db
+from autoembed import connections as db
 from autoembed.errors import MigrationError
 from autoembed.migrate import MIGRATION_NAME, apply_migrations, migration_files
 
@@ -53,14 +53,18 @@ def test_an_edited_applied_migration_is_refused(empty_dsn, tmp_path):
             apply_migrations(conn, folder)
 
 
-def test_a_failing_migration_is_rolled_back_and_not_recorded(empty_dsn, tmp_path):
+def test_a_failing_migration_rolls_back_the_whole_run(empty_dsn, tmp_path):
     folder = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS, folder)
     (folder / "29991231000000_broken.sql").write_text("create table half_done (id int);\nselect 1/0;\n")
     with db.connect(empty_dsn) as conn:
         with pytest.raises(MigrationError, match="29991231000000_broken.sql failed: division by zero"):
             apply_migrations(conn, folder)
-        assert conn.execute("select to_regclass('half_done')").fetchone()[0] is None
+        # one transaction: nothing of the run is left, not even the earlier migrations or the ledger
+        leftovers = conn.execute("select to_regclass('half_done'), to_regclass('autoembed.sources'), "
+                                 "to_regclass('autoembed.schema_migrations')").fetchone()
+        assert leftovers == (None, None, None)
+        assert apply_migrations(conn) == [m.name for m in migration_files(MIGRATIONS)]
         names = [r[0] for r in conn.execute("select name from autoembed.schema_migrations")]
         assert "29991231000000_broken.sql" not in names and len(names) == len(list(MIGRATIONS.glob("*.sql")))
         conn.rollback()
@@ -79,11 +83,3 @@ def test_pg_cron_schedules_the_sweep_in_the_cron_database(cron_dsn):
             "select available, detail from autoembed.capabilities() where feature = 'pg_cron'").fetchone()
     assert job == ("* * * * *", "select autoembed.sweep()")
     assert available and "sweep job scheduled" in detail
-
-
-def test_db_and_supabase_migrations_are_identical():
-    supabase = MIGRATIONS.parents[1] / "supabase" / "migrations"
-    ours = {p.name: p.read_bytes() for p in MIGRATIONS.glob("*.sql")}
-    theirs = {p.name: p.read_bytes() for p in supabase.glob("*.sql")}
-    differing = sorted(n for n in ours.keys() | theirs.keys() if ours.get(n) != theirs.get(n))
-    assert not differing, f"run scripts/sync-supabase-migrations.sh: {differing}"

@@ -12,7 +12,8 @@ import pytest
 pytest.importorskip("sentence_transformers")
 
 from autoembed.embedders import build_embedder  # noqa: E402
-from autoembed.embedders.local import INT8_SUFFIX, LocalEmbedder, safe_dir_name  # noqa: E402
+from autoembed.embedders.local import LocalEmbedder  # noqa: E402
+from autoembed.embedders.models import INT8_SUFFIX, ModelFiles, safe_dir_name  # noqa: E402
 from autoembed.errors import ConfigError, EmbeddingError  # noqa: E402
 from autoembed.settings import Settings  # noqa: E402
 
@@ -157,8 +158,8 @@ def test_second_construction_loads_the_cached_export(embedders, model_cache, mon
     def no_export(*args, **kwargs):
         raise AssertionError("exported again although the cache holds the model")
 
-    monkeypatch.setattr(LocalEmbedder, "_export_onnx", no_export)
-    monkeypatch.setattr(LocalEmbedder, "_quantize", no_export)
+    monkeypatch.setattr(ModelFiles, "export_onnx", no_export)
+    monkeypatch.setattr(ModelFiles, "quantize", no_export)
     for backend in ("onnx", "onnx-int8"):
         # the short name maps to the same cache directory
         settings = Settings(cache_dir=model_cache, local_backend=backend)

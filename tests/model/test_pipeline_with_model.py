@@ -7,7 +7,7 @@ import pytest
 from support import drain
 
 from autoembed.embedders import EmbedderCache, build_embedder
-from autoembed.search import search
+from autoembed.api import search
 
 pytestmark = pytest.mark.model
 

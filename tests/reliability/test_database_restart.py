@@ -11,7 +11,7 @@ from harness import (DIMS, WorkerProcess, check, install_audit, openai_env, repo
                      wait_until)
 from support import create_docs, watch
 
-from autoembed.testing.openai_stub import OpenAIStub
+from support.openai_stub import OpenAIStub
 
 POLL = 30  # seconds: longer than the test waits for a wake-up, so only NOTIFY can wake the worker
 

@@ -10,7 +10,7 @@ from harness import (DIMS, WorkerProcess, check, install_audit, ok_inputs, opena
                      wait_until, writes_by_app)
 from support import create_docs, watch
 
-from autoembed.testing.openai_stub import OpenAIStub
+from support.openai_stub import OpenAIStub
 
 
 def listening(conn: psycopg.Connection, names: list[str]) -> bool:

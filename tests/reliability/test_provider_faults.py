@@ -9,7 +9,7 @@ import pytest
 from harness import DIMS, check, install_audit, ok_inputs, report, scaled
 from support import create_docs, drain, watch
 
-from autoembed.testing.openai_stub import OpenAIStub
+from support.openai_stub import OpenAIStub
 
 TRANSIENT = ["500", "503", "429", "hang", "close", "malformed", "no_data"]
 #: what a failure record may say after a fault the embedder rightly treats as permanent

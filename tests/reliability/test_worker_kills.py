@@ -12,7 +12,7 @@ from harness import (DIMS, WorkerProcess, check, install_audit, ok_inputs, opena
                      slow_writeback, wait_settled, wait_until)
 from support import create_docs, queue_depth, watch
 
-from autoembed.testing.openai_stub import OpenAIStub
+from support.openai_stub import OpenAIStub
 
 LATENCY = 0.12  # seconds the stub takes per request: the model-call window
 

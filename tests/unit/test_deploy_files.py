@@ -1,5 +1,5 @@
-"""Static checks of the deployment files: docker-compose.yml, Dockerfile, .dockerignore, the
-Supabase CLI project in supabase/ and its migrations copied from db/migrations.
+"""Static checks of the deployment files: docker-compose.yml, Dockerfile, .dockerignore and the
+Supabase CLI project in supabase/ (its generated migrations: tests/migrations/test_released_files.py).
 
 No Docker engine is needed: the files are parsed (PyYAML, tomllib) and checked against what the
 stack relies on at run time.
@@ -7,7 +7,6 @@ stack relies on at run time.
 
 from __future__ import annotations
 
-import filecmp
 import fnmatch
 import json
 import re
@@ -15,7 +14,7 @@ import shlex
 import shutil
 import subprocess
 import tomllib
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
@@ -26,9 +25,7 @@ COMPOSE_FILE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
 SUPABASE_CONFIG = REPO / "supabase" / "config.toml"
-DB_MIGRATIONS = REPO / "db" / "migrations"
 SUPABASE_MIGRATIONS = REPO / "supabase" / "migrations"
-SYNC_SCRIPT = REPO / "scripts" / "sync-supabase-migrations.sh"
 
 TORCH_VERSION = "2.13.0"
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
@@ -317,8 +314,8 @@ def test_dockerfile_installs_cpu_torch_before_the_project():
         and re.search(rf"--index-url[= ]{re.escape(TORCH_CPU_INDEX)}(\s|$)", runs[i])
     ]
     assert cpu_runs, f"no RUN installs torch=={TORCH_VERSION} from {TORCH_CPU_INDEX}"
-    project_runs = [i for i, run in enumerate(runs) if re.search(r"""['"]?\.\[local\]['"]?""", run)]
-    assert project_runs, 'no RUN installs the project with the local extra (".[local]")'
+    project_runs = [i for i, run in enumerate(runs) if re.search(r"autoembed-\*\.whl\)?\[local\]", run)]
+    assert project_runs, "no RUN installs the built wheel with the local extra (autoembed-*.whl[local])"
     assert min(cpu_runs) < min(project_runs), "torch must be installed before the project"
     for i in project_runs:
         assert TORCH_CPU_INDEX not in runs[i], "the CPU index is for torch only"
@@ -341,33 +338,15 @@ def test_dockerfile_entrypoint_and_default_command():
     assert cmds and exec_form(cmds[-1]) == ["worker"], cmds
 
 
-def test_dockerfile_keeps_repo_layout_with_migrations():
-    # settings.REPO_ROOT is parents[2] of worker/autoembed/settings.py: worker/ and db/ must land
-    # side by side so that REPO_ROOT/db/migrations is inside the image.
-    workdir = PurePosixPath("/")
-    copied: dict[str, PurePosixPath] = {}
-    for keyword, args in dockerfile_instructions():
-        if keyword == "WORKDIR":
-            workdir = workdir / args
-        elif keyword == "COPY":
-            parts = [p for p in shlex.split(args) if not p.startswith("--")]
-            *sources, dest = parts
-            dest_path = workdir / dest
-            for src in sources:
-                name = src.rstrip("/")
-                if (REPO / name).is_dir() or src.endswith("/"):
-                    # A folder's contents are copied into dest: `COPY db/ ./db/` gives ./db.
-                    copied[name] = dest_path
-                elif len(sources) > 1 or dest.endswith("/"):
-                    copied[name] = dest_path / PurePosixPath(name).name
-                else:
-                    copied[name] = dest_path
-    for name in ("pyproject.toml", "README.md", "worker", "db"):
-        assert name in copied, f"the Dockerfile does not COPY {name}"
-    root = copied["worker"].parent
-    assert copied["db"] == root / "db", f"db/ is copied to {copied['db']}, not {root / 'db'}"
-    assert copied["worker"] == root / "worker", copied["worker"]
-    assert copied["pyproject.toml"] == root / "pyproject.toml", copied["pyproject.toml"]
+def test_dockerfile_installs_a_built_wheel_not_the_source_tree():
+    """The image runs an installed package that carries its SQL: no editable install, no db/ copied."""
+    instructions = dockerfile_instructions()
+    runs = [args for keyword, args in instructions if keyword == "RUN"]
+    assert any(re.search(r"pip wheel\b.*--no-deps", run) for run in runs), "no stage builds the wheel"
+    assert not any("--editable" in run or re.search(r"pip install\s+(-e|--editable)\b", run) for run in runs)
+    copies = [shlex.split(args) for keyword, args in instructions if keyword == "COPY"]
+    assert not any(parts[-2].rstrip("/") == "db" for parts in copies), "the wheel carries db/: do not copy it"
+    assert any("--from=wheel" in parts for parts in copies), "the runtime stage takes the wheel stage's output"
 
 
 def test_dockerignore_keeps_sources_and_drops_local_state():
@@ -396,7 +375,7 @@ def test_dockerignore_keeps_sources_and_drops_local_state():
         "README.md",
         "worker/autoembed/settings.py",
         "worker/autoembed/sql/x.sql",
-        "db/migrations/20250101000000_x.sql",
+        "worker/autoembed/db/migrations/20250101000000_x.sql",
     ):
         assert not ignored(kept), f".dockerignore drops {kept}"
     for dropped in (".venv/bin/python", ".git/HEAD", ".autoembed/pg/PG_VERSION"):
@@ -420,94 +399,7 @@ def test_supabase_config_is_a_pg15_cli_project(compose):
     assert image_tag.split(".")[0] == str(db["major_version"])
 
 
-def migration_differences(canonical: Path, copy: Path) -> list[str]:
-    """How `copy` differs from `canonical`, file by file (dotfiles ignored); empty when the two
-    folders hold the same file names with the same bytes. A missing folder counts as empty."""
-
-    def files(folder: Path) -> dict[str, Path]:
-        if not folder.is_dir():
-            return {}
-        return {p.name: p for p in folder.iterdir() if not p.name.startswith(".")}
-
-    want, have = files(canonical), files(copy)
-    differences = []
-    for name in sorted(want.keys() | have.keys()):
-        if name not in have:
-            differences.append(f"missing from {copy.name}/: {name}")
-        elif name not in want:
-            differences.append(f"not in {canonical.name}/ (stale): {name}")
-        elif not (want[name].is_file() and have[name].is_file()):
-            differences.append(f"not a regular file: {name}")
-        elif not filecmp.cmp(want[name], have[name], shallow=False):
-            differences.append(f"bytes differ: {name}")
-    return differences
-
-
-def test_supabase_migrations_are_byte_identical_copies():
-    differences = migration_differences(DB_MIGRATIONS, SUPABASE_MIGRATIONS)
-    assert not differences, (
-        "supabase/migrations/ is not a byte-identical copy of db/migrations/; run "
-        "scripts/sync-supabase-migrations.sh:\n  " + "\n  ".join(differences)
-    )
-
-
 def test_migration_file_names_suit_the_supabase_cli():
     names = sorted(p.name for p in SUPABASE_MIGRATIONS.glob("*") if not p.name.startswith("."))
     bad = [n for n in names if not MIGRATION_NAME.match(n)]
     assert not bad, f"not <14-digit timestamp>_<name>.sql: {bad}"
-
-
-def test_migration_differences_sees_every_kind_of_difference(tmp_path):
-    canonical, copy = tmp_path / "canonical", tmp_path / "copy"
-    canonical.mkdir()
-    copy.mkdir()
-    assert migration_differences(canonical, copy) == []
-    (canonical / "20250101000000_a.sql").write_bytes(b"create table a();\n")
-    (canonical / "20250101000001_b.sql").write_bytes(b"select 1;\n")
-    (copy / "20250101000001_b.sql").write_bytes(b"select 1;\r\n")  # line endings count
-    (copy / "20240101000000_old.sql").write_bytes(b"")
-    (copy / ".gitkeep").write_bytes(b"")
-    assert migration_differences(canonical, copy) == [
-        "not in canonical/ (stale): 20240101000000_old.sql",
-        "missing from copy/: 20250101000000_a.sql",
-        "bytes differ: 20250101000001_b.sql",
-    ]
-    assert migration_differences(canonical, tmp_path / "absent") == [
-        "missing from absent/: 20250101000000_a.sql",
-        "missing from absent/: 20250101000001_b.sql",
-    ]
-
-
-@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
-def test_sync_script_copies_removes_stale_and_is_idempotent(tmp_path):
-    src, dest = tmp_path / "db" / "migrations", tmp_path / "supabase" / "migrations"
-    src.mkdir(parents=True)
-    (src / "20250101000000_a.sql").write_bytes(b"create schema a;\n")
-    (src / "20250101000001_b.sql").write_bytes(b"-- \xc3\xa9\r\nselect 1;")
-
-    def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            ["bash", str(SYNC_SCRIPT), *args], capture_output=True, text=True, timeout=60
-        )
-
-    assert run("--check", str(src), str(dest)).returncode == 1  # dest does not exist yet
-    assert run(str(src), str(dest)).returncode == 0
-    assert migration_differences(src, dest) == []
-
-    (dest / "20240101000000_old.sql").write_bytes(b"drop table x;\n")
-    (dest / "20250101000001_b.sql").write_bytes(b"edited by hand\n")
-    (dest / ".gitkeep").write_bytes(b"")
-    check = run("--check", str(src), str(dest))
-    assert check.returncode == 1
-    assert "stale: 20240101000000_old.sql" in check.stderr
-    assert "differs: 20250101000001_b.sql" in check.stderr
-    assert migration_differences(src, dest), "--check must not change anything"
-
-    assert run(str(src), str(dest)).returncode == 0
-    assert migration_differences(src, dest) == []
-    assert (dest / ".gitkeep").exists(), "only .sql files are managed"
-    before = {p.name: p.stat().st_mtime_ns for p in dest.iterdir()}
-    again = run(str(src), str(dest))
-    assert again.returncode == 0 and "already in sync" in again.stderr
-    assert {p.name: p.stat().st_mtime_ns for p in dest.iterdir()} == before
-    assert run("--check", str(src), str(dest)).returncode == 0

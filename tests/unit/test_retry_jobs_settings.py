@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from autoembed.errors import ConfigError
-from autoembed.jobs import group_jobs
-from autoembed.queue import Job, parse_job
+from autoembed.jobs import Job, group_jobs, parse_job
 from autoembed.retry import retry_delay
 from autoembed.settings import Settings
 

@@ -1,3 +1,8 @@
 """autoembed: database-driven automatic embeddings for PostgreSQL and Supabase."""
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("autoembed")  # the one version string: pyproject.toml's
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"

@@ -1,4 +1,5 @@
-"""The `autoembed` command: argument parsing and logging set-up only; the work is in the modules."""
+"""The `autoembed` command: argument parsing, printing and logging set-up only; the work is in
+autoembed.api (and the worker, migrate and dev-db modules)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import time
 
 import click
 
-from autoembed import db
+from autoembed import __version__, api
+from autoembed.connections import connect
 from autoembed.devdb import dev_cluster
-from autoembed.errors import AutoembedError
-from autoembed.queries import QUERIES
+from autoembed.embedders import DEFAULT_MODEL, KINDS, LOCAL_BACKENDS
+from autoembed.errors import AutoembedError, DatabaseUnavailable
 from autoembed.settings import Settings
 
 log = logging.getLogger("autoembed")
@@ -25,10 +27,19 @@ class Context:
         self.settings = settings
 
     def dsn(self) -> str:
-        return db.resolve_dsn(self.settings)
+        """DATABASE_URL (or --dsn) when given, else the running dev database."""
+        if self.settings.database_url:
+            return self.settings.database_url
+        cluster = dev_cluster(self.settings.home, self.settings.dev_db_port)
+        if cluster.running():
+            return cluster.url()
+        raise DatabaseUnavailable(
+            "no database: set DATABASE_URL, pass --dsn, or start the local one with `autoembed dev-db start`"
+        )
 
     def connect(self, autocommit: bool = True):
-        return db.connect(self.dsn(), autocommit=autocommit)
+        """A connection to that database."""
+        return connect(self.dsn(), autocommit=autocommit)
 
 
 class AutoembedGroup(click.Group):
@@ -50,6 +61,7 @@ class AutoembedGroup(click.Group):
 
 
 @click.group(cls=AutoembedGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.version_option(__version__, "-V", "--version", prog_name="autoembed")
 @click.option("--dsn", envvar="DATABASE_URL", help="PostgreSQL DSN [env DATABASE_URL]; default: the running dev database.")
 @click.option("--log-level", default="INFO", envvar="AUTOEMBED_LOG_LEVEL",
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
@@ -114,18 +126,14 @@ def dev_db_url(obj: Context) -> None:
 
 # -- schema -----------------------------------------------------------------------------------------
 @main.command()
-@click.option("--migrations-dir", type=click.Path(file_okay=False), default=None,
-              help="Folder of migrations [env AUTOEMBED_MIGRATIONS_DIR; default: db/migrations].")
 @click.pass_obj
-def migrate(obj: Context, migrations_dir: str | None) -> None:
-    """Apply pending migrations (installs SQL-only pgmq first where the extension is missing)."""
-    from pathlib import Path
-
+def migrate(obj: Context) -> None:
+    """Apply pending migrations and the current SQL definitions (installs SQL-only pgmq first where
+    the extension is missing)."""
     from autoembed.migrate import apply_migrations
 
-    directory = Path(migrations_dir) if migrations_dir else obj.settings.migrations_dir
     with obj.connect(autocommit=False) as conn:
-        applied = apply_migrations(conn, directory)
+        applied = apply_migrations(conn)
     click.echo(f"applied {len(applied)} migration(s)" + "".join(f"\n  {name}" for name in applied)
                if applied else "database is up to date")
 
@@ -135,9 +143,9 @@ def migrate(obj: Context, migrations_dir: str | None) -> None:
 @click.argument("table")
 @click.option("--content", required=True, help="Column holding the text, or a function f(row) returning text.")
 @click.option("--embedding-column", default="embedding", help="vector(N) or halfvec(N) column to fill.")
-@click.option("--embedder", default="local", type=click.Choice(["local", "openai", "hashing"]))
-@click.option("--model", default="sentence-transformers/all-MiniLM-L6-v2", help="Model name or path.")
-@click.option("--distance", default="cosine", type=click.Choice(["cosine", "l2", "inner_product"]))
+@click.option("--embedder", default="local", type=click.Choice(KINDS))
+@click.option("--model", default=DEFAULT_MODEL, help="Model name or path.")
+@click.option("--distance", default="cosine", type=click.Choice(api.DISTANCES))
 @click.option("--max-attempts", default=5, type=int, help="Tries before a row goes to autoembed.failures.")
 @click.option("--keep-stale/--clear-on-change", default=False,
               help="On a content change, keep the old vector until the new one is written (default: clear it).")
@@ -148,24 +156,10 @@ def migrate(obj: Context, migrations_dir: str | None) -> None:
 def watch(obj: Context, table, content, embedding_column, embedder, model, distance, max_attempts, keep_stale,
           no_backfill, check_model) -> None:
     """Watch TABLE: every insert or content change gets embedded."""
-    from autoembed.embedders import build_embedder
-
-    with obj.connect(autocommit=False) as conn:
-        source_id = conn.execute(QUERIES["watch"], {
-            "table": table, "content": content, "embedding_column": embedding_column, "embedder": embedder,
-            "model": model, "distance": distance, "max_attempts": max_attempts,
-            "clear_on_change": not keep_stale, "backfill": not no_backfill,
-        }).fetchone()[0]
-        dimensions = conn.execute(QUERIES["source_dimensions"], (source_id,)).fetchone()[0]
-        if check_model:
-            built = build_embedder(embedder, model, dimensions, obj.settings)
-            if built.dimensions != dimensions:
-                conn.rollback()
-                raise AutoembedError(
-                    f"model {model} makes {built.dimensions}-dimensional vectors, but {table}.{embedding_column} "
-                    f"holds {dimensions}: nothing was changed"
-                )
-        conn.commit()
+    with obj.connect() as conn:
+        source_id = api.watch(conn, table, content, settings=obj.settings, embedding_column=embedding_column,
+                              embedder=embedder, model=model, distance=distance, max_attempts=max_attempts,
+                              clear_on_change=not keep_stale, backfill=not no_backfill, check_model=check_model)
     click.echo(f"watching {table} (source {source_id})")
 
 
@@ -175,7 +169,7 @@ def watch(obj: Context, table, content, embedding_column, embedder, model, dista
 def unwatch(obj: Context, table: str) -> None:
     """Stop watching TABLE (stored vectors stay; pending jobs are dropped)."""
     with obj.connect() as conn:
-        conn.execute(QUERIES["unwatch"], (table,))
+        api.unwatch(conn, table)
     click.echo(f"stopped watching {table}")
 
 
@@ -187,7 +181,7 @@ def unwatch(obj: Context, table: str) -> None:
 def backfill(obj: Context, table: str, all_rows: bool, wait: bool) -> None:
     """Enqueue existing rows of TABLE for embedding."""
     with obj.connect() as conn:
-        count = conn.execute(QUERIES["backfill"], (table, not all_rows)).fetchone()[0]
+        count = api.backfill(conn, table, only_missing=not all_rows)
         click.echo(f"enqueued {count} row(s) of {table}")
         if wait and count:
             _progress(conn, table, count)
@@ -200,14 +194,14 @@ def _progress(conn, table: str, total: int) -> None:
                            item_show_func=lambda rate: f"{rate:.0f} rows/s" if rate else None) as bar:
         done = 0
         while True:
-            rows, embedded, pending, failed = conn.execute(QUERIES["source_progress"], (table,)).fetchone()
-            now_done = max(done, total - pending)
+            now = api.progress(conn, table)
+            now_done = max(done, total - now.pending)
             bar.update(now_done - done, (now_done / max(1e-9, time.monotonic() - started)))
             done = now_done
-            if pending == 0:
+            if now.pending == 0:
                 break
             time.sleep(1.0)
-    click.echo(f"{table}: {embedded} of {rows} rows embedded, {failed} failed")
+    click.echo(f"{table}: {now.embedded} of {now.rows} rows embedded, {now.failed} failed")
 
 
 @main.command("retry-failures")
@@ -216,7 +210,7 @@ def _progress(conn, table: str, total: int) -> None:
 def retry_failures(obj: Context, table: str | None) -> None:
     """Re-enqueue failed rows (of TABLE, or of every table) and clear their failure records."""
     with obj.connect() as conn:
-        count = conn.execute(QUERIES["retry_failures"], (table,)).fetchone()[0]
+        count = api.retry_failures(conn, table)
     click.echo(f"re-enqueued {count} failed row(s)")
 
 
@@ -225,7 +219,7 @@ def retry_failures(obj: Context, table: str | None) -> None:
 def sweep(obj: Context) -> None:
     """Re-enqueue rows missing an embedding with no job and no failure (pg_cron does this each minute)."""
     with obj.connect() as conn:
-        count = conn.execute(QUERIES["sweep"]).fetchone()[0]
+        count = api.sweep(conn)
     click.echo(f"re-enqueued {count} row(s)")
 
 
@@ -238,7 +232,7 @@ def sweep(obj: Context) -> None:
 @click.option("--poll-interval", type=float, default=None, help="Seconds between polls when idle [env AUTOEMBED_POLL_INTERVAL; 5].")
 @click.option("--visibility-timeout", type=int, default=None,
               help="Seconds a read job stays hidden [env AUTOEMBED_VISIBILITY_TIMEOUT; 120].")
-@click.option("--local-backend", type=click.Choice(["torch", "onnx", "onnx-int8"]), default=None,
+@click.option("--local-backend", type=click.Choice(LOCAL_BACKENDS), default=None,
               help="Engine of the local embedder [env AUTOEMBED_LOCAL_BACKEND].")
 @click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics [env AUTOEMBED_METRICS_PORT].")
 @click.pass_obj
@@ -262,11 +256,9 @@ def worker(obj: Context, drain, listen, batch_size, poll_interval, visibility_ti
 @click.pass_obj
 def status(obj: Context, as_json: bool, watch_seconds: float | None) -> None:
     """Per-table progress, queue metrics and which optional extensions are present."""
-    from autoembed.status import fetch_status
-
     with obj.connect() as conn:
         while True:
-            snapshot = fetch_status(conn)
+            snapshot = api.status(conn)
             if as_json:
                 click.echo(json.dumps({"sources": snapshot.sources, "queue": snapshot.queue,
                                        "capabilities": snapshot.capabilities}, default=str, indent=2))
@@ -302,10 +294,8 @@ def _print_status(snapshot) -> None:
 @click.pass_obj
 def failures(obj: Context, table: str | None, limit: int) -> None:
     """List failure records (of TABLE, or of every table)."""
-    from autoembed.status import fetch_failures
-
     with obj.connect() as conn:
-        rows = fetch_failures(conn, table, limit)
+        rows = api.failures(conn, table, limit)
     for f in rows:
         click.echo(f"{f['source']}  pk={f['pk']}  {f['error_class']}: {f['error_message']}  "
                    f"(attempts {f['attempts']}, {f['failed_at']:%Y-%m-%d %H:%M:%S})")
@@ -321,10 +311,8 @@ def failures(obj: Context, table: str | None, limit: int) -> None:
 @click.pass_obj
 def search_command(obj: Context, table: str, query: str, k: int, as_json: bool) -> None:
     """The K rows of TABLE nearest to QUERY (embedded with the table's own embedder)."""
-    from autoembed.search import search
-
     with obj.connect() as conn:
-        hits = search(conn, table, query, k, settings=obj.settings)
+        hits = api.search(conn, table, query, k, settings=obj.settings)
     if as_json:
         click.echo(json.dumps([hit.__dict__ for hit in hits], ensure_ascii=False))
         return
@@ -342,8 +330,28 @@ def demo(obj: Context) -> None:
     if not obj.settings.database_url:
         dev_cluster(obj.settings.home, obj.settings.dev_db_port).start()
     with obj.connect(autocommit=False) as conn:
-        apply_migrations(conn, obj.settings.migrations_dir)
+        apply_migrations(conn)
     run_demo(obj.settings, obj.dsn())
+
+
+# -- Supabase projects ------------------------------------------------------------------------------
+@main.group("supabase")
+def supabase_group() -> None:
+    """Add autoembed to a Supabase CLI project's migrations (then `supabase db push`)."""
+
+
+@supabase_group.command("add-migration")
+@click.option("--dir", "folder", type=click.Path(file_okay=False), default="supabase/migrations",
+              help="The project's migrations folder.")
+def supabase_add_migration(folder: str) -> None:
+    """Write autoembed's SQL as one new migration file: every migration (each runs once, whichever of
+    `supabase db push` and `autoembed migrate` gets there first) and the current definitions.
+    Run it again after upgrading autoembed: the new file applies only what is new."""
+    from pathlib import Path
+
+    from autoembed.supabase_migrations import add_migration
+
+    click.echo(f"wrote {add_migration(Path(folder))}")
 
 
 if __name__ == "__main__":

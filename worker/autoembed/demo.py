@@ -6,8 +6,8 @@ from importlib.resources import files
 
 import click
 
-from autoembed import db
-from autoembed.search import search
+from autoembed.api import search
+from autoembed.connections import connect
 from autoembed.settings import Settings
 from autoembed.worker import run_worker
 
@@ -24,14 +24,14 @@ QUERY = "How do I bake bread at home?"
 
 def run_demo(settings: Settings, dsn: str) -> None:
     """(Re)create and watch demo_documents, insert samples, drain the queue, show status and a search."""
-    with db.connect(dsn, autocommit=True) as conn:
+    with connect(dsn, autocommit=True) as conn:
         conn.execute(files("autoembed").joinpath("sql", "demo.sql").read_text(encoding="utf-8"))
         conn.execute("select autoembed.watch('public.demo_documents', 'body')")
         with conn.cursor() as cur:
             cur.executemany("insert into public.demo_documents (title, body) values (%s, %s)", SAMPLES)
         click.echo(f"inserted {len(SAMPLES)} rows into demo_documents; running the worker until the queue is empty")
     run_worker(settings, dsn, drain=True)
-    with db.connect(dsn, autocommit=True) as conn:
+    with connect(dsn, autocommit=True) as conn:
         rows = conn.execute(
             "select id, title, embedding is not null, vector_dims(embedding) from public.demo_documents order by id"
         ).fetchall()

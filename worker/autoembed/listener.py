@@ -9,9 +9,9 @@ from collections.abc import Callable
 import psycopg
 from psycopg import sql
 
-from autoembed.queue import NOTIFY_CHANNEL
-
 log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "autoembed"  # the channel autoembed.enqueue notifies after queueing a job
 
 SLICE = 0.25  # seconds between checks of the stop flag while waiting
 

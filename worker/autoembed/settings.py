@@ -7,9 +7,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from autoembed.embedders.registry import LOCAL_BACKENDS
 from autoembed.errors import ConfigError
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from autoembed.secrets import clean_secret
 
 
 def _env_number(env: dict, name: str, default, kind: type):
@@ -31,6 +31,14 @@ def _env_float(env: dict, name: str, default: float) -> float:
     return _env_number(env, name, default, float)
 
 
+def _env_secret(env: dict, *names: str) -> str | None:
+    """The first of `names` that is set, stripped of surrounding whitespace (see secrets.clean_secret)."""
+    for name in names:
+        if env.get(name, "").strip():
+            return clean_secret(env[name], name)
+    return None
+
+
 def _env_bool(env: dict, name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -49,20 +57,23 @@ class Settings:
     database_url: str | None = None  # DATABASE_URL
     home: Path = Path(".autoembed")  # AUTOEMBED_HOME: dev database and caches
     dev_db_port: int = 55432  # AUTOEMBED_DEV_DB_PORT
-    migrations_dir: Path = REPO_ROOT / "db" / "migrations"  # AUTOEMBED_MIGRATIONS_DIR
     batch_size: int = 100  # AUTOEMBED_BATCH_SIZE: rows read per cycle
     visibility_timeout: int = 120  # AUTOEMBED_VISIBILITY_TIMEOUT (s) a read job stays hidden
     poll_interval: float = 5.0  # AUTOEMBED_POLL_INTERVAL (s) between polls when idle
     listen: bool = True  # AUTOEMBED_LISTEN: wake on NOTIFY (off behind transaction poolers)
     backoff_base: float = 2.0  # AUTOEMBED_BACKOFF_BASE (s): first retry delay, doubled each try
     backoff_max: float = 300.0  # AUTOEMBED_BACKOFF_MAX (s)
-    local_backend: str = "onnx"  # AUTOEMBED_LOCAL_BACKEND: torch | onnx | onnx-int8
+    local_backend: str = "onnx"  # AUTOEMBED_LOCAL_BACKEND: one of embedders.registry.LOCAL_BACKENDS
     local_threads: int = 0  # AUTOEMBED_LOCAL_THREADS: 0 lets the runtime choose
     cache_dir: Path = Path.home() / ".cache" / "autoembed"  # AUTOEMBED_CACHE_DIR: exported models
     openai_base_url: str = "https://api.openai.com/v1"  # AUTOEMBED_OPENAI_BASE_URL
     openai_api_key: str | None = dataclasses.field(default=None, repr=False)  # OPENAI_API_KEY
-    openai_timeout: float = 30.0  # AUTOEMBED_OPENAI_TIMEOUT (s)
-    openai_batch_size: int = 64  # AUTOEMBED_OPENAI_BATCH_SIZE: texts per request
+    openai_timeout: float = 30.0  # AUTOEMBED_OPENAI_TIMEOUT (s): shortest request timeout; longer ones follow latency
+    openai_batch_size: int = 64  # AUTOEMBED_OPENAI_BATCH_SIZE: most texts per request (requests start smaller)
+    openai_max_concurrency: int = 16  # AUTOEMBED_OPENAI_MAX_CONCURRENCY: most requests in flight (adapted below it)
+    openai_rpm: int | None = None  # AUTOEMBED_OPENAI_RPM: the provider's requests per minute, if it has a limit
+    openai_tpm: int | None = None  # AUTOEMBED_OPENAI_TPM: the provider's tokens per minute, if it has a limit
+    openai_max_input_tokens: int | None = None  # AUTOEMBED_OPENAI_MAX_INPUT_TOKENS: default: the model's window
     metrics_port: int | None = None  # AUTOEMBED_METRICS_PORT: Prometheus /metrics when set
 
     @classmethod
@@ -75,7 +86,6 @@ class Settings:
             database_url=env.get("DATABASE_URL") or None,
             home=home,
             dev_db_port=_env_int(env, "AUTOEMBED_DEV_DB_PORT", cls.dev_db_port),
-            migrations_dir=Path(env.get("AUTOEMBED_MIGRATIONS_DIR") or cls.migrations_dir),
             batch_size=_env_int(env, "AUTOEMBED_BATCH_SIZE", cls.batch_size),
             visibility_timeout=_env_int(env, "AUTOEMBED_VISIBILITY_TIMEOUT", cls.visibility_timeout),
             poll_interval=_env_float(env, "AUTOEMBED_POLL_INTERVAL", cls.poll_interval),
@@ -86,9 +96,13 @@ class Settings:
             local_threads=_env_int(env, "AUTOEMBED_LOCAL_THREADS", cls.local_threads),
             cache_dir=Path(env.get("AUTOEMBED_CACHE_DIR") or cls.cache_dir),
             openai_base_url=env.get("AUTOEMBED_OPENAI_BASE_URL") or cls.openai_base_url,
-            openai_api_key=env.get("AUTOEMBED_OPENAI_API_KEY") or env.get("OPENAI_API_KEY") or None,
+            openai_api_key=_env_secret(env, "AUTOEMBED_OPENAI_API_KEY", "OPENAI_API_KEY"),
             openai_timeout=_env_float(env, "AUTOEMBED_OPENAI_TIMEOUT", cls.openai_timeout),
             openai_batch_size=_env_int(env, "AUTOEMBED_OPENAI_BATCH_SIZE", cls.openai_batch_size),
+            openai_max_concurrency=_env_int(env, "AUTOEMBED_OPENAI_MAX_CONCURRENCY", cls.openai_max_concurrency),
+            openai_rpm=_env_int(env, "AUTOEMBED_OPENAI_RPM", None),
+            openai_tpm=_env_int(env, "AUTOEMBED_OPENAI_TPM", None),
+            openai_max_input_tokens=_env_int(env, "AUTOEMBED_OPENAI_MAX_INPUT_TOKENS", None),
             metrics_port=int(metrics_port) if metrics_port else None,
         )
         settings.validate()
@@ -102,10 +116,9 @@ class Settings:
             raise ConfigError(f"visibility timeout must be at least 1 s, got {self.visibility_timeout}")
         if self.poll_interval <= 0:
             raise ConfigError(f"poll interval must be positive, got {self.poll_interval}")
-        if self.local_backend not in ("torch", "onnx", "onnx-int8"):
-            raise ConfigError(
-                f"local backend must be torch, onnx or onnx-int8, got {self.local_backend!r}"
-            )
+        if self.local_backend not in LOCAL_BACKENDS:
+            *first, last = LOCAL_BACKENDS
+            raise ConfigError(f"local backend must be {', '.join(first)} or {last}, got {self.local_backend!r}")
 
     def replace(self, **changes) -> "Settings":
         """A copy with the given fields changed (flags given on the command line), validated."""

@@ -14,25 +14,23 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import psycopg
-from pgvector.psycopg import register_vector
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import PoolTimeout
 
 from autoembed import metrics
-from autoembed.batch import Batch, BatchProcessor
+from autoembed.batch import Batch
+from autoembed.commit import commit, release
+from autoembed.connections import worker_pool
+from autoembed.embed import check_sources, embed
 from autoembed.embedders import EmbedderCache
-from autoembed.errors import AutoembedError, ConfigError
+from autoembed.errors import AutoembedError
+from autoembed.fetch import fetch
 from autoembed.listener import Listener
-from autoembed.queries import QUERIES
 from autoembed.settings import Settings
-from autoembed.sources import load_sources
+from autoembed.store import Store
 
 log = logging.getLogger(__name__)
 
 RECONNECT_MAX = 30.0  # seconds between attempts while the database is down
-
-
-def _configure(conn: psycopg.Connection) -> None:
-    register_vector(conn)
 
 
 class Worker:
@@ -41,12 +39,8 @@ class Worker:
     def __init__(self, settings: Settings, dsn: str, embedders: EmbedderCache | None = None):
         self.settings = settings
         self.embedders = embedders or EmbedderCache(settings)
-        self.pool = ConnectionPool(
-            dsn, min_size=1, max_size=3, open=False, configure=_configure,
-            kwargs={"autocommit": True, "connect_timeout": 10}, check=ConnectionPool.check_connection,
-            name="autoembed-worker",
-        )
-        self.batches = BatchProcessor(settings, self.pool, self.embedders)
+        self.pool = worker_pool(dsn)
+        self.store = Store(self.pool)
         self.listener = Listener(dsn, on_connection_lost=self._drop_broken_connections) if settings.listen else None
         self._db_threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="autoembed-db")
         self._stopping = False
@@ -77,22 +71,9 @@ class Worker:
 
     def check_sources(self) -> None:
         """Fail fast (ConfigError) when a source's embedder cannot fill its column."""
-        with self.pool.connection() as conn:
-            sources = load_sources(conn)
-        problems = []
-        for source in sources.values():
-            try:
-                embedder = self.embedders.get(source.embedder, source.model, source.dimensions)
-            except ConfigError as exc:
-                problems.append(f"{source.table_name}: {exc}")
-                continue
-            if embedder.dimensions != source.dimensions:
-                problems.append(
-                    f"{source.table_name}: model {source.model} makes {embedder.dimensions}-dimensional vectors, "
-                    f"the column holds {source.dimensions}"
-                )
-        if problems:
-            raise ConfigError("cannot embed these sources:\n  " + "\n  ".join(problems))
+        with self.store.connection() as conn:
+            sources = self.store.sources(conn)
+        check_sources(sources.values(), self.embedders)
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self, drain: bool = False) -> None:
@@ -117,30 +98,34 @@ class Worker:
     def _process_until_idle(self) -> None:
         """Run batches back to back, overlapped, until a fetch comes back empty (or stop)."""
         committing: Future | None = None
-        fetching: Future | None = self._db_threads.submit(self.batches.fetch)
+        fetching: Future | None = self._fetch()
         try:
             while fetching is not None and not self._stopping:  # on stop, `finally` releases the prefetch
                 batch = fetching.result()
                 fetching = None
                 if batch.size == 0:
                     return
-                fetching = self._db_threads.submit(self.batches.fetch)
-                self.batches.embed(batch)
+                fetching = self._fetch()
+                embed(batch, self.embedders, self.settings)
                 if committing is not None:
                     committing.result()
-                committing = self._db_threads.submit(self.batches.commit, batch)
+                committing = self._db_threads.submit(commit, self.store, batch, self.settings)
         finally:
             if committing is not None:
                 committing.result()
             if fetching is not None:
                 self._release(fetching)
 
+    def _fetch(self) -> Future:
+        """Start fetching the next batch on a database thread."""
+        return self._db_threads.submit(fetch, self.store, self.settings)
+
     def _release(self, fetching: Future) -> None:
         """Give a prefetched batch back to the queue (stop, or an error in another stage)."""
         try:
             batch: Batch = fetching.result()
             if batch.size:
-                self.batches.release(batch)
+                release(self.store, batch)
         except (psycopg.Error, PoolTimeout) as exc:  # its jobs reappear after the visibility timeout
             log.warning("could not release a prefetched batch: %s", str(exc).strip())
 
@@ -163,8 +148,8 @@ class Worker:
             time.sleep(min(0.1, deadline - time.monotonic()))
 
     def _queue_depth(self) -> int:
-        with self.pool.connection() as conn:
-            depth = conn.execute(QUERIES["queue_depth"]).fetchone()[0]
+        with self.store.connection() as conn:
+            depth = self.store.queue_depth(conn)
         metrics.QUEUE_DEPTH.set(depth)
         return depth
 

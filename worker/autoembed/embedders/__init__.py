@@ -1,32 +1,14 @@
-"""Embedder registry: each source names its embedder kind and model; the worker builds it here."""
+"""Embedders: each source names its embedder kind and model; the worker builds them here, once each."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from autoembed.embedders.base import Embedder
-from autoembed.errors import ConfigError
-from autoembed.settings import Settings
+from autoembed.embedders.registry import DEFAULT_MODEL, KINDS, LOCAL_BACKENDS, build_embedder
 
-KINDS = ("local", "openai", "hashing")
-
-
-def build_embedder(kind: str, model: str, dimensions: int, settings: Settings) -> Embedder:
-    """Build the embedder `kind` for `model`; `dimensions` is the target column's dimension.
-
-    Backends import lazily so the core install needs no model runtime.
-    """
-    if kind == "hashing":
-        from autoembed.embedders.hashing import HashingEmbedder
-
-        return HashingEmbedder(model, dimensions)
-    if kind == "local":
-        from autoembed.embedders.local import LocalEmbedder
-
-        return LocalEmbedder.from_settings(model, settings)
-    if kind == "openai":
-        from autoembed.embedders.openai import OpenAIEmbedder
-
-        return OpenAIEmbedder.from_settings(model, dimensions, settings)
-    raise ConfigError(f"unknown embedder {kind!r}: choose one of {', '.join(KINDS)}")
+if TYPE_CHECKING:
+    from autoembed.settings import Settings
 
 
 class EmbedderCache:
@@ -50,4 +32,4 @@ class EmbedderCache:
         self._built.clear()
 
 
-__all__ = ["Embedder", "EmbedderCache", "KINDS", "build_embedder"]
+__all__ = ["DEFAULT_MODEL", "Embedder", "EmbedderCache", "KINDS", "LOCAL_BACKENDS", "build_embedder"]

@@ -10,13 +10,19 @@ select pg_advisory_lock(hashtext('autoembed.migrate'));
 -- name: migrate_unlock
 select pg_advisory_unlock(hashtext('autoembed.migrate'));
 
--- name: create_migrations_table
+-- name: migration_ledger
 create schema if not exists autoembed;
 create table if not exists autoembed.schema_migrations (
     name text primary key,
     checksum text not null,
     applied_at timestamptz not null default now()
 );
+
+-- name: supabase_ledger_exists
+select to_regclass('supabase_migrations.schema_migrations') is not null;
+
+-- name: supabase_versions
+select version from supabase_migrations.schema_migrations;
 
 -- name: applied_migrations
 select name, checksum from autoembed.schema_migrations order by name;

@@ -5,7 +5,7 @@
         ...
         assert stub.requests == [3, 3, 1]                     # inputs per request
 
-    python -m autoembed.testing.openai_stub --port 8089 --dimensions 384 --latency-ms 20 \\
+    python -m support.openai_stub --port 8089 --dimensions 384 --latency-ms 20 \\
         --fault 500=0.1 --fault 429=0.05
 
 Vectors come from `HashingEmbedder`, so each text always gets the same vector and tests can
@@ -19,8 +19,23 @@ compare against it. Faults are drawn per request from a seeded RNG at the given 
     "wrong_dim"  vectors of `dimensions + 1`
     "short"      one vector fewer than there are inputs
 
-Requests containing any `fail_texts` substring get a 400 (every time); with `require_key`,
-requests without `Authorization: Bearer <require_key>` get a 401.
+Requests containing any `fail_texts` substring get a 400 (every time), those containing any
+`hang_texts` substring hang like "hang"; with `require_key`, requests without
+`Authorization: Bearer <require_key>` get a 401. `echo_key` makes every error body quote the
+bearer token it was sent, in one of the shapes of `ECHO_FORMS`, as careless providers do.
+
+Capacity and pace, as real endpoints have them:
+
+    capacity=8            at most 8 requests served at once; one more is answered 429 at once,
+                          with Retry-After: `overload_retry_after` (an overloaded TEI, a rate-limited API)
+    workers=1             requests are computed `workers` at a time, the others queue (a CPU server;
+                          it keeps computing a request whose client gave up)
+    latency=0.2           seconds each request takes, plus `per_text_latency` seconds per input
+
+`max_concurrent` is the most requests that were being served at once; each `StubRequest`
+records how many were (`concurrent`, itself included) and when it arrived. `GET /stub/stats`
+(`?reset=1` to reset after reading) returns counts, max_concurrent and the number of requests,
+for a stub running in another process.
 """
 
 from __future__ import annotations
@@ -33,10 +48,12 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import quote
 
 import numpy as np
 
@@ -44,6 +61,17 @@ from autoembed.embedders.hashing import HashingEmbedder
 
 #: fault kinds that are not plain HTTP status codes
 BEHAVIOUR_FAULTS = ("hang", "close", "malformed", "no_data", "wrong_dim", "short")
+#: how `echo_key` quotes the bearer token it received
+ECHO_FORMS = {
+    "plain": lambda key: key,
+    "repr": lambda key: repr(f"Bearer {key}\n"),
+    "url": lambda key: quote(key, safe=""),
+    "base64": lambda key: base64.b64encode(f"Bearer {key}".encode()).decode(),
+    "basic": lambda key: base64.b64encode(f"user:{key}".encode()).decode(),
+    "hex": lambda key: key.encode().hex(),
+    "partial": lambda key: f"{key[:10]}...{key[-8:]}",
+    "upper": lambda key: key.upper(),
+}
 
 
 @dataclass(frozen=True)
@@ -53,7 +81,9 @@ class StubRequest:
     inputs: int
     model: str | None
     authorized: bool  # an Authorization header was present
-    outcome: str  # "ok", "400", "401", or the fault kind
+    outcome: str  # "ok", "400", "401", "429" (a fault or over capacity), or the fault kind
+    concurrent: int = 1  # requests being served when it arrived, itself included
+    arrived: float = 0.0  # time.monotonic() at arrival
 
 
 def _normalise_faults(faults: Mapping[str | int, float] | None) -> dict[str, float]:
@@ -77,10 +107,10 @@ def _normalise_faults(faults: Mapping[str | int, float] | None) -> dict[str, flo
 class OpenAIStub:
     """An OpenAI-compatible `/v1/embeddings` server on a background thread.
 
-    Attributes: `host`, `port`, `base_url` (once started), `dimensions`, `latency`, `faults`,
-    `fail_texts`, `hang_seconds`; live snapshots `counts` (Counter of outcomes: "ok", "400",
-    "401" and each fault kind), `requests` (input count per request, in arrival order) and
-    `request_log` (`StubRequest` records). `reset()` clears the three.
+    Attributes: `host`, `port`, `base_url` (once started), the constructor's arguments; live
+    snapshots `counts` (Counter of outcomes: "ok", "400", "401", "429" and each fault kind),
+    `requests` (input count per request, in arrival order), `request_log` (`StubRequest`
+    records) and `max_concurrent`. `reset()` clears them.
     """
 
     def __init__(
@@ -96,12 +126,33 @@ class OpenAIStub:
         shuffle: bool = False,
         host: str = "127.0.0.1",
         port: int = 0,
+        per_text_latency: float = 0.0,
+        capacity: int | None = None,
+        overload_retry_after: float = 1.0,
+        workers: int | None = None,
+        hang_texts: Iterable[str] = (),
+        echo_key: str | None = None,
     ):
-        """`latency` (s) delays every answer; `shuffle` returns `data` items out of order."""
+        """`latency` (s) delays every answer; `shuffle` returns `data` items out of order.
+        See the module doc for the others."""
         if dimensions < 1:
             raise ValueError(f"dimensions must be at least 1, got {dimensions}")
+        for name, value in (("capacity", capacity), ("workers", workers)):
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
+        if echo_key is not None and echo_key not in ECHO_FORMS:
+            raise ValueError(f"unknown echo_key {echo_key!r}: use one of {', '.join(ECHO_FORMS)}")
         self.dimensions = dimensions
         self.latency = float(latency)
+        self.per_text_latency = float(per_text_latency)
+        self.capacity = capacity
+        self.overload_retry_after = float(overload_retry_after)
+        self.workers = workers
+        self.hang_texts = frozenset(hang_texts)
+        self.echo_key = echo_key
+        self._serving = 0
+        self._max_concurrent = 0
+        self._slots = threading.Semaphore(workers) if workers else None
         self.faults = _normalise_faults(faults)
         self.fail_texts = frozenset(fail_texts)
         self.require_key = require_key
@@ -188,11 +239,18 @@ class OpenAIStub:
         with self._lock:
             return list(self._log)
 
+    @property
+    def max_concurrent(self) -> int:
+        """The most requests served at once so far (refused ones not included)."""
+        with self._lock:
+            return self._max_concurrent
+
     def reset(self) -> None:
-        """Forget counts and recorded requests."""
+        """Forget counts, recorded requests and `max_concurrent`."""
         with self._lock:
             self._counts.clear()
             self._log.clear()
+            self._max_concurrent = 0
 
     # -- used by the handler -----------------------------------------------------------------
 
@@ -210,6 +268,32 @@ class OpenAIStub:
         with self._lock:
             self._log.append(request)
             self._counts[request.outcome] += 1
+
+    def _admit(self) -> int | None:
+        """Take a serving place; None when `capacity` places are taken. Returns the count served."""
+        with self._lock:
+            if self.capacity is not None and self._serving >= self.capacity:
+                return None
+            self._serving += 1
+            self._max_concurrent = max(self._max_concurrent, self._serving)
+            return self._serving
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._serving -= 1
+
+    def _compute(self, inputs: int) -> bool:
+        """Spend the request's time (queueing for a worker first, if they are limited); False if stopping."""
+        seconds = self.latency + self.per_text_latency * inputs
+        if self._slots is None:
+            return not (seconds > 0 and self._stopping.wait(seconds))
+        while not self._slots.acquire(timeout=0.05):
+            if self._stopping.is_set():
+                return False
+        try:
+            return not (seconds > 0 and self._stopping.wait(seconds))
+        finally:
+            self._slots.release()
 
     def _vectors(self, texts: list[str], dimensions: int) -> list[np.ndarray]:
         embedder = self._embedders.get(dimensions)
@@ -290,7 +374,15 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        if self.path.rstrip("/") in ("/v1/models", "/models"):
+        path, _, query = self.path.partition("?")
+        if path == "/stub/stats":  # for a stub in another process: what `counts` etc. would say
+            stub = self.stub
+            stats = {"counts": dict(stub.counts), "max_concurrent": stub.max_concurrent,
+                     "requests": len(stub.request_log)}
+            if query == "reset=1":
+                stub.reset()
+            self._send_json(200, stats)
+        elif self.path.rstrip("/") in ("/v1/models", "/models"):
             self._send_json(200, {"object": "list", "data": [{"id": "openai-stub", "object": "model"}]})
         else:
             self._send_json(404, _error_body(f"Unknown path {self.path}", "invalid_request_error"))
@@ -319,9 +411,15 @@ class _Handler(BaseHTTPRequestHandler):
             return
 
         authorization = self.headers.get("Authorization")
+        arrived = time.monotonic()
 
-        def record(outcome: str) -> None:
-            stub._record(StubRequest(len(texts), model, authorization is not None, outcome))
+        def record(outcome: str, concurrent: int = 1) -> None:
+            stub._record(StubRequest(len(texts), model, authorization is not None, outcome, concurrent, arrived))
+
+        def echoed(message: str) -> str:
+            if stub.echo_key is None or not authorization:
+                return message
+            return f"{message} (credential: {ECHO_FORMS[stub.echo_key](authorization.removeprefix('Bearer '))})"
 
         if stub.require_key is not None and authorization != f"Bearer {stub.require_key}":
             record("401")
@@ -334,19 +432,31 @@ class _Handler(BaseHTTPRequestHandler):
             bad = next((s for s in stub.fail_texts if s in text), None)
             if bad is not None:
                 record("400")
-                message = f"Invalid 'input[{i}]': {text!r} was rejected (contains {bad!r})."
+                message = echoed(f"Invalid 'input[{i}]': {text!r} was rejected (contains {bad!r}).")
                 self._send_json(400, _error_body(message, "invalid_request_error", "invalid_input"))
                 return
 
-        fault = stub._draw_fault()
-        record(fault or "ok")
-        if fault == "hang":
-            stub._stopping.wait(stub.hang_seconds)
-            self._drop()
+        concurrent = stub._admit()
+        if concurrent is None:
+            record("429", (stub.capacity or 0) + 1)
+            message = echoed(f"Too many concurrent requests (at most {stub.capacity}); please retry.")
+            self._send_json(429, _error_body(message, "rate_limit_exceeded", "overloaded"),
+                            {"Retry-After": f"{stub.overload_retry_after:g}"})
             return
-        if stub.latency > 0 and stub._stopping.wait(stub.latency):
-            self._drop()
-            return
+        try:
+            fault = stub._draw_fault()
+            if fault is None and any(h in text for h in stub.hang_texts for text in texts):
+                fault = "hang"
+            record(fault or "ok", concurrent)
+            if fault == "hang":
+                stub._stopping.wait(stub.hang_seconds)
+                self._drop()
+                return
+            if not stub._compute(len(texts)):
+                self._drop()
+                return
+        finally:
+            stub._leave()  # before the answer goes out: a client that got it may send the next at once
         if fault == "close":
             self._drop()
         elif fault is not None and fault.isdigit():
@@ -354,7 +464,7 @@ class _Handler(BaseHTTPRequestHandler):
             message, code = _STATUS_ERRORS.get(status, (f"Injected HTTP {status}.", "injected"))
             kind = "server_error" if status >= 500 else "invalid_request_error"
             headers = {"Retry-After": "1"} if status == 429 else None
-            self._send_json(status, _error_body(message, kind, code), headers)
+            self._send_json(status, _error_body(echoed(message), kind, code), headers)
         elif fault == "malformed":
             self._send_raw(200, b'{"object": "list", "data": [{"object": "embedding", "embedding": [0.1, ')
         elif fault == "no_data":
@@ -405,7 +515,7 @@ def _parse_fault(value: str) -> tuple[str, float]:
 def main(argv: list[str] | None = None) -> int:
     """Run the stub until interrupted; prints its base URL first, its counts last (as JSON)."""
     parser = argparse.ArgumentParser(
-        prog="python -m autoembed.testing.openai_stub",
+        prog="python -m support.openai_stub",
         description="An OpenAI-compatible embeddings server with deterministic vectors and injected faults.",
     )
     parser.add_argument("--host", default="127.0.0.1")
@@ -421,6 +531,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--require-key", default=None, help="answer 401 unless this bearer token is sent")
     parser.add_argument("--hang-seconds", type=float, default=60.0)
     parser.add_argument("--shuffle", action="store_true", help="return data items out of order")
+    parser.add_argument("--per-text-latency-ms", type=float, default=0.0, help="extra delay per input")
+    parser.add_argument("--capacity", type=int, default=None, help="requests served at once; more get a 429")
+    parser.add_argument("--overload-retry-after", type=float, default=1.0, help="Retry-After of those 429s (s)")
+    parser.add_argument("--workers", type=int, default=None, help="requests computed at once; more queue")
     args = parser.parse_args(argv)
     try:
         stub = OpenAIStub(
@@ -434,6 +548,10 @@ def main(argv: list[str] | None = None) -> int:
             shuffle=args.shuffle,
             host=args.host,
             port=args.port,
+            per_text_latency=args.per_text_latency_ms / 1000.0,
+            capacity=args.capacity,
+            overload_retry_after=args.overload_retry_after,
+            workers=args.workers,
         )
     except ValueError as exc:
         parser.error(str(exc))

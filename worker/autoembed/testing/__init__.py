@@ -1,1 +1,0 @@
-"""Test and benchmark helpers that ship with autoembed (an OpenAI-compatible stub server)."""
