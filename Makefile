@@ -13,6 +13,7 @@ setup: system python
 
 system:
 	$(SUDO) bash scripts/setup-system.sh
+	$(SUDO) bash scripts/setup-supabase-profile.sh
 
 python: $(STAMP)
 

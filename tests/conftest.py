@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from pgmq.install import install_pgmq_from_sql
 from psycopg import sql
 
 from autoembed import connections as db
@@ -95,11 +96,21 @@ def server() -> Iterator[Server]:
     pytest.exit("no PostgreSQL: install the server (scripts/setup-system.sh), set AUTOEMBED_TEST_DSN, or run Docker", 2)
 
 
+def plain_pgmq(conn: psycopg.Connection) -> None:
+    """The plain profile: pgmq's newest SQL-only install (from the PyPI package), even where this
+    machine also offers pgmq as an extension (scripts/setup-supabase-profile.sh installs 1.4.4 and
+    a newer one for the Supabase profile's tests)."""
+    if conn.execute("select to_regnamespace('pgmq') is null").fetchone()[0]:
+        install_pgmq_from_sql(conn=conn)
+        conn.commit()
+
+
 @pytest.fixture(scope="session")
 def template(server: Server) -> str:
     """A database with every migration applied, copied for each test."""
     dsn = server.create_database(TEMPLATE)
     with db.connect(dsn) as conn:
+        plain_pgmq(conn)
         apply_migrations(conn)
     return TEMPLATE
 
@@ -112,6 +123,7 @@ def cron_dsn(server: Server) -> str:
         pytest.skip("needs the tests' own cluster, whose cron.database_name is known")
     url = server.url(CRON_DB)
     with db.connect(url) as conn:
+        plain_pgmq(conn)
         apply_migrations(conn)
     return url
 
