@@ -47,6 +47,15 @@ def test_supabase_folder_is_generated_and_current():
     assert not unknown, f"files in supabase/migrations that nothing generates: {unknown}"
 
 
+def test_definitions_file_sorts_after_every_migration():
+    """The Supabase CLI applies files by version: the release's definitions must come after its
+    migrations (a view or SQL function over a column a later migration adds would fail)."""
+    from autoembed.supabase_migrations import DEFINITIONS_VERSION
+
+    latest = max(m.name[:14] for m in migration_files())
+    assert DEFINITIONS_VERSION > latest, f"bump DEFINITIONS_VERSION past {latest}"
+
+
 def test_supabase_folder_keeps_every_version_0_1_shipped():
     """A project that pushed 0.1's folder finds every version of its ledger here (else the CLI stops
     with 'Remote migration versions not found in local migrations directory')."""

@@ -11,6 +11,7 @@ import threading
 import time
 import traceback
 from email.utils import formatdate
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,7 +27,7 @@ from autoembed.embedders.openai import (
 )
 from autoembed.errors import ConfigError, EmbeddingError
 from autoembed.settings import Settings
-from autoembed.testing.openai_stub import OpenAIStub
+from support.openai_stub import OpenAIStub
 
 KEY = "sk-test-THIS-KEY-MUST-NEVER-BE-PRINTED-4242"
 DIMS = 8
@@ -461,8 +462,9 @@ def test_stub_rejects_unknown_faults_and_rates_over_one():
 
 def test_stub_runs_as_a_module():
     proc = subprocess.Popen(
-        [sys.executable, "-m", "autoembed.testing.openai_stub", "--port", "0", "--dimensions", "4",
+        [sys.executable, "-m", "support.openai_stub", "--port", "0", "--dimensions", "4",
          "--latency-ms", "10", "--fault", "500=1.0"],
+        cwd=Path(__file__).resolve().parents[1],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
