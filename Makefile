@@ -21,15 +21,22 @@ python: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install torch==2.13.0 > $(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log; exit 1; }
-	$(PIP) install -e '.[local,dev,supabase]' >> $(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log; exit 1; }
+	$(PIP) install -e '.[local,dev,supabase,korean,django]' >> $(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log; exit 1; }
 	$(VENV)/bin/python -c "import autoembed.cli, sentence_transformers, pgmq, pgvector"
 	touch $@
 
 demo: setup
 	$(VENV)/bin/autoembed demo
 
+# `make test`: the whole suite, then a bounded part of it again on the Supabase-faithful profile
+# (README: Development): the integration suite and the reliability tests that exercise the
+# database (restarts, several workers, schema changes, denied privileges, killed workers).
+SUPABASE_SUBSET := tests/integration $(addprefix tests/reliability/test_,database_restart.py \
+	multiple_workers.py schema_changes.py worker_errors.py worker_kills.py)
+
 test: setup
 	$(VENV)/bin/python -m pytest
+	AUTOEMBED_TEST_PROFILE=supabase $(VENV)/bin/python -m pytest $(SUPABASE_SUBSET)
 
 test-fast: setup
 	$(VENV)/bin/python -m pytest -m "not model"

@@ -7,7 +7,8 @@ times SCALE) against a throwaway PostgreSQL cluster (tests/conftest.py; AUTOEMBE
 ignored here, since restarting PostgreSQL needs the tests' own cluster). Each scenario appends
 its figures to a JSON-lines file (AUTOEMBED_CHAOS_REPORT); this script sums them per scenario
 and prints a table (faults injected by kind, rows, lost, stale, duplicate writes, time to
-recover after a database restart), then the same as JSON. Exits with pytest's status.
+recover after a database restart or a provider outage), then the same as JSON. Exits with
+pytest's status. The provider outage lasts 10 s x scale (max(1, scale)).
 
 Tests marked xfail demonstrate open bugs (bench/CHAOS.md lists them); pytest reports them as
 xfailed, and a scenario that regresses fails the run (exit status 1).
@@ -67,6 +68,8 @@ def recovery(row: dict) -> str:
         return f"{row['recover_s']:.2f}s (wake {', '.join(f'{w:.2f}' for w in wake)}s)" if wake else f"{row['recover_s']:.2f}s"
     if "drain_after_last_kill_s" in row:
         return f"drained {row['drain_after_last_kill_s']:.1f}s after last kill"
+    if "outage_recover_s" in row:
+        return f"all embedded {row['outage_recover_s']:.1f}s after a {row['outage_s']:.0f}s outage"
     return "-"
 
 

@@ -2,7 +2,9 @@
 
     .venv/bin/python bench/embedder_engines.py [--model NAME] [--threads N] [--cache-dir DIR]
 
-Measures, through `LocalEmbedder.embed` (so length grouping and sub-batching are included):
+Each backend is pinned (no calibration: bench/local_calibration.py measures that) at `--threads`
+(default: the usable cores). Measures, through `LocalEmbedder.embed` (so length grouping and
+sub-batching are included):
 texts/s (best of 2 rounds) on short (~18 token), medium (~160 token) and mixed-length texts
 (a queue batch: 5 to 240 words) at sub-batch sizes 1/4/8/16/32; on the mixed texts also
 sub-batches cut in arrival order instead of by length; single-text p50 latency; the cosine of
@@ -25,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from autoembed.embedders.calibration import Plan, usable_cpus
 from autoembed.embedders.local import LocalEmbedder
 from autoembed.settings import Settings
 
@@ -57,7 +60,7 @@ def make_mixed(count: int, seed: int) -> list[str]:
 
 
 def texts_per_second(embedder: LocalEmbedder, texts: list[str], sub_batch: int) -> float:
-    embedder.sub_batch = sub_batch
+    embedder.plan = Plan(embedder.plan.backend, embedder.plan.threads, ((embedder.max_tokens, sub_batch),))
     started = time.perf_counter()
     embedder.embed(texts)
     return len(texts) / (time.perf_counter() - started)
@@ -76,20 +79,22 @@ def arrival_order_rate(embedder: LocalEmbedder, texts: list[str], sub_batch: int
     """texts/s when sub-batches are cut in arrival order (no length grouping), for comparison."""
     started = time.perf_counter()
     for start in range(0, len(texts), sub_batch):
-        embedder._encode(texts[start : start + sub_batch])
+        chunk = texts[start : start + sub_batch]
+        embedder._encode(chunk, max(embedder._token_counts(chunk)),
+                         [embedder.plan.threads[0]] * len(embedder.plan.sub_batches))
     return len(texts) / (time.perf_counter() - started)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="sentence-transformers/all-MiniLM-L6-v2")
-    parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: settings)")
+    parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: settings, else the cores)")
     parser.add_argument("--cache-dir", type=Path, default=None, help="ONNX export cache (default: settings)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)  # quiet ONNX Runtime's quantizer on a first export
 
     settings = Settings.from_env()
-    threads = settings.local_threads if args.threads is None else args.threads
+    threads = (settings.local_threads if args.threads is None else args.threads) or usable_cpus()
     cache_dir = args.cache_dir or settings.cache_dir
     bench_started = time.perf_counter()
 
@@ -97,11 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     sets["mixed"] = make_mixed(64, 3)
     fidelity = make_texts("short", 90, 6) + make_texts("medium", 90, 7) + KOREAN * 2
 
-    result: dict = {"model": args.model, "threads": threads or "runtime default", "backends": {}}
+    result: dict = {"model": args.model, "threads": threads, "backends": {}}
     vectors: dict[str, np.ndarray] = {}
     for backend in BACKENDS:
         started = time.perf_counter()
-        embedder = LocalEmbedder(args.model, backend, cache_dir=cache_dir, threads=threads)
+        embedder = LocalEmbedder(args.model, backend, cache_dir=cache_dir, threads=threads, sub_batch=8)
         load_s = time.perf_counter() - started
         tokenizer = embedder._st.tokenizer
         if "tokens" not in result:

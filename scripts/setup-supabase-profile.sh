@@ -10,6 +10,7 @@
 #     Postgres 15 images ship) and the newest SQL of the PyPI package `pgmq` (pinned below), which
 #     is the default: a bare `create extension pgmq` gets the newest, `version '1.4.4'` Supabase's;
 #   - plpgsql_check (Debian package), which `supabase db lint` runs;
+#   - chromium (Debian package), the headless browser the status page's test looks through;
 #   - the Supabase CLI from npm, pinned, under /opt/autoembed/supabase-cli.
 # Idempotent: when everything is in place it only checks, well within a second (while pg_cron's
 # source is unreachable it tries apt-get source again, a second more). Without the vendor folder
@@ -21,7 +22,7 @@ PG_CONFIG=/usr/lib/postgresql/${PG_MAJOR}/bin/pg_config
 REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 VENDOR_DIR=${AUTOEMBED_VENDOR_DIR:-$REPO_ROOT/../shared/vendor}
 BUILD_DIR=${AUTOEMBED_BUILD_DIR:-/var/tmp/autoembed-build}/supabase-profile
-PACKAGES=(libcurl4-openssl-dev postgresql-${PG_MAJOR}-plpgsql-check)
+PACKAGES=(libcurl4-openssl-dev postgresql-${PG_MAJOR}-plpgsql-check chromium)
 PG_NET_VERSION=0.14.0
 PG_CRON_VERSION=1.6.5
 PG_CRON_EXTVERSION=1.6
@@ -138,4 +139,4 @@ if ! have_cli; then
 fi
 
 have_vendor || log "no vendor folder at $VENDOR_DIR: pg_net and pgmq $PGMQ_SUPABASE_VERSION are not installed"
-log "ready: pg_cron $(default_version pg_cron), plpgsql_check, Supabase CLI $SUPABASE_CLI_VERSION$(have_vendor && echo ", pg_net $(default_version pg_net), pgmq $PGMQ_SUPABASE_VERSION + $(default_version pgmq) (default)")"
+log "ready: pg_cron $(default_version pg_cron), plpgsql_check, chromium, Supabase CLI $SUPABASE_CLI_VERSION$(have_vendor && echo ", pg_net $(default_version pg_net), pgmq $PGMQ_SUPABASE_VERSION + $(default_version pgmq) (default)")"

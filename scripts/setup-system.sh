@@ -6,7 +6,8 @@ set -euo pipefail
 
 PG_MAJOR=15
 PG_CONFIG=/usr/lib/postgresql/${PG_MAJOR}/bin/pg_config
-PACKAGES=(postgresql-${PG_MAJOR} postgresql-server-dev-${PG_MAJOR} postgresql-${PG_MAJOR}-cron build-essential dpkg-dev)
+# prometheus: its promtool checks deploy/prometheus/autoembed-rules.yml (tests/unit/test_dashboards.py)
+PACKAGES=(postgresql-${PG_MAJOR} postgresql-server-dev-${PG_MAJOR} postgresql-${PG_MAJOR}-cron build-essential dpkg-dev prometheus)
 TRIXIE_SOURCES=/etc/apt/sources.list.d/autoembed-trixie-src.sources
 BUILD_DIR=${AUTOEMBED_BUILD_DIR:-/var/tmp/autoembed-build}
 

@@ -31,20 +31,25 @@ CRON_DB = "autoembed_cron"  # the cluster's cron.database_name
 class Server:
     """A PostgreSQL server the tests may create databases on."""
 
-    def __init__(self, admin_dsn: str, cluster: LocalCluster | None = None):
+    def __init__(self, admin_dsn: str, cluster: LocalCluster | None = None, *, user: str | None = None,
+                 base_template: str | None = None):
         self.admin_dsn = admin_dsn
         self.cluster = cluster
+        self.user = user  # the role tests connect as and databases belong to (default: the admin's)
+        self.base_template = base_template  # what a new database is copied from (default: template1)
         self._ids = itertools.count()
 
     def url(self, database: str) -> str:
-        return psycopg.conninfo.make_conninfo(self.admin_dsn, dbname=database)
+        return psycopg.conninfo.make_conninfo(self.admin_dsn, dbname=database, **({"user": self.user} if self.user else {}))
 
     def create_database(self, name: str, template: str | None = None) -> str:
         with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
             stmt = sql.SQL("create database {}").format(sql.Identifier(name))
-            if template:
-                stmt += sql.SQL(" template {}").format(sql.Identifier(template))
+            if template or self.base_template:
+                stmt += sql.SQL(" template {}").format(sql.Identifier(template or self.base_template))
+            if self.user:
+                stmt += sql.SQL(" owner {}").format(sql.Identifier(self.user))
             conn.execute(stmt)
         return self.url(name)
 
@@ -71,6 +76,12 @@ def _docker_available() -> bool:
 
 @pytest.fixture(scope="session")
 def server() -> Iterator[Server]:
+    if os.environ.get("AUTOEMBED_TEST_PROFILE") == "supabase":  # README: Development
+        from support.supabase import FRESH_DATABASE, supabase_test_cluster
+
+        with supabase_test_cluster(CRON_DB) as profile:
+            yield Server(profile.admin_dsn, profile.cluster, user="postgres", base_template=FRESH_DATABASE)
+        return
     explicit = os.environ.get("AUTOEMBED_TEST_DSN")
     if explicit:
         yield Server(explicit)

@@ -13,25 +13,26 @@ language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    col smallint;
-    current name;
+    table_exists boolean;
+    names name[];  -- of the key, the content column and the vector column, NULL where there is none
 begin
-    if not exists (select from pg_class where oid = src.source) then
+    select exists (select from pg_class c where c.oid = src.source),
+           array(select a.attname
+                 from unnest(array[src.pk_attnum, src.content_attnum, src.embedding_attnum]) with ordinality k(attnum, i)
+                 left join pg_attribute a on a.attrelid = src.source and a.attnum = k.attnum and not a.attisdropped
+                 order by k.i)
+    into table_exists, names;
+    if not table_exists then
         raise exception 'autoembed: the table of source % (%) was dropped', src.id, src.table_name
             using errcode = 'undefined_table', hint = 'Remove the registration with autoembed.sweep() or re-watch a new table.';
     end if;
-    foreach col in array array[src.pk_attnum, src.content_attnum, src.embedding_attnum] loop
-        continue when col is null;
-        select a.attname into current from pg_attribute a
-        where a.attrelid = src.source and a.attnum = col and not a.attisdropped;
-        if current is null then
-            raise exception 'autoembed: a column of source % (%) was dropped', src.id, src.table_name
-                using errcode = 'undefined_column', hint = 'Re-run autoembed.watch() with the columns the table has now.';
-        end if;
-        if col = src.pk_attnum then src.pk_column := current; end if;
-        if col = src.content_attnum then src.content_column := current; end if;
-        if col = src.embedding_attnum then src.embedding_column := current; end if;
-    end loop;
+    if names[1] is null or names[3] is null or (src.content_attnum is not null and names[2] is null) then
+        raise exception 'autoembed: a column of source % (%) was dropped', src.id, src.table_name
+            using errcode = 'undefined_column', hint = 'Re-run autoembed.watch() with the columns the table has now.';
+    end if;
+    src.pk_column := names[1];
+    src.content_column := coalesce(names[2], src.content_column);
+    src.embedding_column := names[3];
     return src;
 end
 $$;
@@ -42,18 +43,35 @@ returns text
 language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
-declare
-    expr text;
 begin
     if src.content_column is not null then
         return format('%I.%I::text', alias, src.content_column);
     end if;
-    select format('%I.%I(%I.*)', n.nspname, p.proname, alias) into expr
+    return autoembed.content_call(src, format('%I.*', alias));
+end
+$$;
+
+-- A call of a source's content function on `arg` (an SQL expression: a row of the source table).
+-- A content function is registered by name (schema.name) and found by that name and the table's
+-- row type.
+create or replace function autoembed.content_call(src autoembed.sources, arg text)
+returns text
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    parts text[];
+    expr text;
+begin
+    parts := parse_ident(src.content_function);
+    select format('%I.%I(%s)', n.nspname, p.proname, arg) into expr
     from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-    where p.oid = src.content_function;
+    where n.nspname = parts[1] and p.proname = parts[2] and p.pronargs = 1
+      and p.proargtypes[0] = (select c.reltype from pg_class c where c.oid = src.source);
     if expr is null then
-        raise exception 'autoembed: the content function of source % (%) was dropped', src.id, src.table_name
-            using errcode = 'undefined_function';
+        raise exception 'autoembed: the content function % of source % (%) was dropped or renamed',
+            src.content_function, src.id, src.table_name
+            using errcode = 'undefined_function', hint = 'Re-run autoembed.watch() with the content function as it is now.';
     end if;
     return expr;
 end
@@ -94,14 +112,19 @@ $$;
 -- Current definitions, re-applied by every `autoembed migrate` (create or replace): edit here.
 
 -- Resolve `content`: a column of `source`, or a function taking a `source` row and returning text.
--- Runs with the caller's search_path (no pinned path) so that an unqualified function name
--- resolves as the caller sees it, like the regclass argument; every other name is qualified.
-create or replace function autoembed.resolve_content(source regclass, content text, out content_column name, out content_function regprocedure)
+-- A function name may be schema-qualified; an unqualified one is looked up in the table's schema,
+-- then in public, whatever the caller's search_path. Like watch, it pins a path that has public
+-- after pg_catalog only so that messages name a table of public as its users do; every name in
+-- here is qualified or pg_catalog's.
+create or replace function autoembed.resolve_content(source regclass, content text, out content_column name, out content_function text)
 language plpgsql stable
+set search_path = pg_catalog, public, pg_temp
 as $$
 declare
     parts text[];
+    schemas text[];
     row_type oid := (select reltype from pg_class where oid = source);
+    fn regprocedure;
 begin
     if content is null or btrim(content) = '' then
         raise exception 'autoembed.watch: content must name a column of % or a function of its rows', source;
@@ -117,20 +140,25 @@ begin
         parts := null;
     end;
     if parts is not null and array_length(parts, 1) <= 2 then
-        select p.oid::regprocedure into content_function
+        schemas := case when array_length(parts, 1) = 2 then array[parts[1]]
+                        else array[(select n.nspname::text from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                                    where c.oid = source), 'public'] end;
+        select p.oid::regprocedure, format('%I.%I', n.nspname, p.proname) into fn, content_function
         from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-        where p.proname = parts[array_length(parts, 1)]
-          and (case when array_length(parts, 1) = 2 then n.nspname = parts[1] else pg_function_is_visible(p.oid) end)
-          and p.pronargs = 1 and p.proargtypes[0] = row_type and p.prokind = 'f';
+        where p.proname = parts[array_length(parts, 1)] and n.nspname = any (schemas)
+          and p.pronargs = 1 and p.proargtypes[0] = row_type and p.prokind = 'f'
+        order by array_position(schemas, n.nspname::text)
+        limit 1;
         if found then
-            if (select prorettype from pg_proc where oid = content_function) not in ('text'::regtype, 'varchar'::regtype) then
-                raise exception 'autoembed.watch: content function % must return text', content_function;
+            if (select prorettype from pg_proc where oid = fn) not in ('text'::regtype, 'varchar'::regtype) then
+                raise exception 'autoembed.watch: content function % must return text', fn;
             end if;
             return;
         end if;
     end if;
     raise exception 'autoembed.watch: % is neither a column of % nor a function taking a % row and returning text',
-        quote_literal(content), source, source;
+        quote_literal(content), source, source
+        using hint = 'An unqualified function name is looked up in the table''s schema, then in public; name it as schema.function otherwise.';
 end
 $$;
 
@@ -140,7 +168,7 @@ returns text[]
 language sql immutable
 set search_path = pg_catalog, pg_temp
 as $$
-    select array['local', 'openai', 'hashing']
+    select array['local', 'openai', 'e5', 'hashing']
 $$;
 
 create or replace function autoembed.watch(
@@ -152,10 +180,17 @@ create or replace function autoembed.watch(
     distance text default 'cosine',
     max_attempts int default 5,
     clear_on_change boolean default true,
-    backfill boolean default true
+    backfill boolean default true,
+    chunks boolean default false,      -- split content into chunks (autoembed.chunks_<id>, see 075_chunks.sql)
+    chunk_tokens int default null,     -- most tokens of a chunk; NULL: the model's window, at most 512
+    chunk_overlap int default null,    -- tokens a chunk repeats of the text before it; NULL: the default
+    chunk_index text default 'hnsw',   -- the chunk vectors' index: hnsw or none
+    query_prompt text default null,    -- before search queries; NULL: the model family's (025_prompts.sql)
+    passage_prompt text default null   -- before row content or chunks; NULL: the model family's
 )
 returns int
-language plpgsql  -- caller's search_path: see resolve_content
+language plpgsql
+set search_path = pg_catalog, public, pg_temp  -- see resolve_content
 as $$
 declare
     rel pg_class;
@@ -164,6 +199,7 @@ declare
     emb pg_attribute;
     emb_type text;
     resolved record;
+    prompts record;
     previous autoembed.sources;
     src autoembed.sources;
 begin
@@ -209,6 +245,16 @@ begin
         raise exception 'autoembed.watch: column %.% must have a fixed dimension, e.g. %(384)', source,
             quote_ident(embedding_column), emb_type;
     end if;
+    if emb.attgenerated <> '' then
+        raise exception 'autoembed.watch: column %.% is a generated column: autoembed cannot write it', source,
+            quote_ident(embedding_column);
+    end if;
+    if emb.attnotnull then  -- a row is inserted before its vector exists, and a content change empties it
+        raise exception 'autoembed.watch: column %.% is NOT NULL, but it must be able to hold NULL: a row has no vector until the worker embeds it, and a content change empties it',
+            source, quote_ident(embedding_column)
+            using hint = format('Allow NULL: alter table %s alter column %I drop not null; (Django: VectorField(..., null=True, blank=True))',
+                                source, embedding_column);
+    end if;
 
     resolved := autoembed.resolve_content(source, content);
     if resolved.content_column = embedding_column then
@@ -227,15 +273,19 @@ begin
     if max_attempts is null or max_attempts < 1 then
         raise exception 'autoembed.watch: max_attempts must be at least 1, got %', coalesce(max_attempts::text, 'NULL');
     end if;
+    perform autoembed.check_chunk_options(chunks, chunk_tokens, chunk_overlap, chunk_index);
+    prompts := autoembed.resolve_prompts(embedder, model, query_prompt, passage_prompt);
 
     select * into previous from autoembed.sources s where s.source = watch.source for update;  -- see write_embeddings
     insert into autoembed.sources as s (source, table_name, pk_column, content_column, content_function,
                                         embedding_column, pk_attnum, content_attnum, embedding_attnum,
-                                        dimensions, embedder, model, distance, max_attempts, clear_on_change)
+                                        dimensions, embedder, model, distance, max_attempts, clear_on_change,
+                                        chunk_tokens, chunk_overlap, query_prompt, passage_prompt)
     values (source, source::text, pk_cols[1], resolved.content_column, resolved.content_function,
             embedding_column, pk_attnums[1],
             (select a.attnum from pg_attribute a where a.attrelid = source and a.attname = resolved.content_column),
-            emb.attnum, emb.atttypmod, embedder, model, distance, max_attempts, coalesce(clear_on_change, true))
+            emb.attnum, emb.atttypmod, embedder, model, distance, max_attempts, coalesce(clear_on_change, true),
+            watch.chunk_tokens, watch.chunk_overlap, prompts.query_prompt, prompts.passage_prompt)
     on conflict on constraint sources_source_key do update
     set table_name = excluded.table_name, pk_column = excluded.pk_column,
         content_column = excluded.content_column, content_function = excluded.content_function,
@@ -244,41 +294,60 @@ begin
         dimensions = excluded.dimensions,
         embedder = excluded.embedder, model = excluded.model, distance = excluded.distance,
         max_attempts = excluded.max_attempts, clear_on_change = excluded.clear_on_change,
+        chunk_tokens = excluded.chunk_tokens, chunk_overlap = excluded.chunk_overlap,
+        query_prompt = excluded.query_prompt, passage_prompt = excluded.passage_prompt,
         updated_at = now()
     returning * into src;
 
     perform autoembed.install_triggers(src);
+    src := autoembed.setup_chunks(src, previous, chunks, chunk_index);
 
-    -- A different content, column or model makes every stored vector stale: forget their hashes.
+    -- A different content, column, model, passage prompt or chunking makes every stored vector
+    -- stale: forget their hashes.
     if previous.id is not null and (previous.content_column, previous.content_function, previous.embedding_column,
-                                    previous.embedder, previous.model)
-        is distinct from (src.content_column, src.content_function, src.embedding_column, src.embedder, src.model) then
+                                    previous.embedder, previous.model, previous.passage_prompt,
+                                    previous.chunk_table is not null, previous.chunk_tokens, previous.chunk_overlap)
+        is distinct from (src.content_column, src.content_function, src.embedding_column, src.embedder, src.model,
+                          src.passage_prompt, src.chunk_table is not null, src.chunk_tokens, src.chunk_overlap) then
         delete from autoembed.row_state where source_id = src.id;
         if coalesce(backfill, true) then
             perform autoembed.backfill(source, only_missing => false);
         end if;
     elsif coalesce(backfill, true) then
-        perform autoembed.backfill(source, only_missing => true);
+        -- a new registration vouches for no stored vector (one left from an earlier watch may
+        -- describe content changed since): every row is embedded (the worker writes only vectors
+        -- that differ); a registration kept keeps its row_state
+        perform autoembed.backfill(source, only_missing => previous.id is not null);
     end if;
     return src.id;
 end
 $$;
-comment on function autoembed.watch is 'Watch a table: every insert or content change enqueues an embedding job.';
+comment on function autoembed.watch is 'Watch a table: every insert or content change enqueues an embedding job. content is a column or a function taking the table''s row and returning text: schema.name, or an unqualified name looked up in the table''s schema, then in public.';
 
+-- Returns what it did, in a sentence (psql shows it; `autoembed unwatch` prints it).
 create or replace function autoembed.unwatch(source regclass)
-returns void
+returns text
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
     src autoembed.sources := autoembed.source_by_table(source);
+    chunks text := src.chunk_table::text;  -- its name, before the table goes
+    queued bigint;
+    failed bigint;
 begin
     perform autoembed.drop_triggers(src.source);
-    delete from pgmq.q_autoembed_jobs where message ->> 'source_id' = src.id::text;
-    delete from autoembed.sources where id = src.id;
+    perform autoembed.drop_chunks(src);
+    with gone as (delete from pgmq.q_autoembed_jobs q where q.message ->> 'source_id' = src.id::text returning q.message)
+    select coalesce(sum(autoembed.job_size(gone.message)), 0) into queued from gone;
+    select count(*) into failed from autoembed.failures f where f.source_id = src.id;
+    delete from autoembed.sources where id = src.id;  -- its failure records and row hashes go with it
+    return format('%s is no longer watched: %s queued row(s) and %s failure record(s) dropped; %s', src.source,
+                  queued, failed, case when chunks is null then format('the vectors in column %I stay', src.embedding_column)
+                                       else format('its chunk table %s was dropped', chunks) end);
 end
 $$;
-comment on function autoembed.unwatch is 'Stop watching a table; stored vectors stay, pending jobs are dropped.';
+comment on function autoembed.unwatch is 'Stop watching a table; stored vectors stay, its chunk table and pending jobs are dropped. Says what it dropped.';
 
 -- Enqueue rows in chunks (keyset over the primary key), so memory stays flat on any table size.
 create or replace function autoembed.backfill(source regclass, only_missing boolean default true, chunk_size int default 10000)
@@ -334,6 +403,58 @@ begin
 end
 $$;
 comment on function autoembed.retry_failures is 'Re-enqueue failed rows (of one table, or all) and clear their failure records.';
+
+-- 025_prompts.sql
+-- Query and passage prompts: what a model expects before a search query and before a document.
+-- Current definitions, re-applied by every `autoembed migrate` (create or replace): edit here.
+
+-- The prompts of a known model family (matched in the model name, case-insensitively; the first
+-- match wins), or none. autoembed.watch stores them in the registration unless told otherwise, so
+-- a later change of this table never changes the vectors of an existing watch.
+create or replace function autoembed.model_prompts(embedder text, model text, out query_prompt text, out passage_prompt text)
+language sql immutable
+set search_path = pg_catalog, pg_temp
+as $$
+    select coalesce(f.query_prompt, ''), coalesce(f.passage_prompt, '')
+    from (select 1) one
+    left join lateral (
+        select p.query_prompt, p.passage_prompt
+        from (values
+            (1, 'multilingual-e5-[a-z]+-instruct', E'Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery: ', ''),
+            (2, '(^|[/_-])e5-', 'query: ', 'passage: '),
+            (3, 'bge-m3|bge-multilingual', '', ''),
+            (4, 'bge-[a-z]+-zh', '为这个句子生成表示以用于检索相关文章：', ''),
+            (5, 'bge-[a-z]+-en|mxbai-embed-large', 'Represent this sentence for searching relevant passages: ', ''),
+            (6, 'nomic-embed-text', 'search_query: ', 'search_document: '),
+            (7, 'snowflake-arctic-embed-[a-z]+-v2', 'query: ', ''),
+            (8, 'snowflake-arctic-embed', 'Represent this sentence for searching relevant passages: ', ''),
+            (9, 'qwen3-embedding', E'Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery:', '')
+        ) p (rank, pattern, query_prompt, passage_prompt)
+        where model_prompts.embedder <> 'hashing' and model_prompts.model ~* p.pattern
+        order by p.rank
+        limit 1
+    ) f on true
+$$;
+comment on function autoembed.model_prompts is 'The query and passage prompts a known model family expects (e5: query: / passage: , bge, nomic, arctic, ...), or empty ones.';
+
+-- The prompts a watch stores: each one given, else the model family's. The e5 embedder adds
+-- `query: ` and `passage: ` itself, so it refuses others.
+create or replace function autoembed.resolve_prompts(embedder text, model text, wanted_query_prompt text,
+                                                     wanted_passage_prompt text, out query_prompt text, out passage_prompt text)
+language plpgsql immutable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    family record := autoembed.model_prompts(embedder, model);
+begin
+    query_prompt := coalesce(wanted_query_prompt, family.query_prompt);
+    passage_prompt := coalesce(wanted_passage_prompt, family.passage_prompt);
+    if embedder = 'e5' and (query_prompt, passage_prompt) is distinct from (family.query_prompt, family.passage_prompt) then
+        raise exception 'autoembed.watch: the e5 embedder puts % before queries and % before passages itself; other prompts cannot be set',
+            quote_literal(family.query_prompt), quote_literal(family.passage_prompt);
+    end if;
+end
+$$;
 
 -- 030_enqueue.sql
 -- Enqueue: the one place that writes job messages.
@@ -396,34 +517,68 @@ $$;
 revoke execute on function autoembed.enqueue_range(int, bigint, bigint) from public;
 
 -- 040_triggers.sql
--- Triggers on watched tables: enqueue on INSERT and content change, forget on DELETE, clear stale vectors.
+-- Triggers on watched tables: enqueue on INSERT and content change, forget on DELETE and TRUNCATE,
+-- clear stale vectors.
 -- Current definitions, re-applied by every `autoembed migrate` (create or replace): edit here.
+--
+-- The statement triggers do the work, in SECURITY DEFINER functions (any role that may write a
+-- watched table can, without access to autoembed or pgmq); a row-level trigger, filtered by a
+-- WHEN clause that compares masked rows, keeps an UPDATE that changes no content cheap. No trigger names a column of the table or calls its content function (no
+-- WHEN clause does, no column list): ALTER COLUMN ... TYPE works on every column, a generated
+-- column can be the content, a renamed column is followed (names are looked up by attnum at each
+-- statement), and a content function runs only inside the statement triggers, as their owner,
+-- where its errors are caught. An application's statement never fails because of autoembed: a
+-- source that no longer fits its table (a dropped column or function) warns instead.
+--
+-- A partitioned table (or a partition watched on its own) carries them on every partition that
+-- exists at watch time, and also a row-level fallback, which PostgreSQL copies to partitions
+-- created or attached later: it handles a row only when no statement trigger of this source
+-- handles the statement (autoembed.note_statement), so such a partition behaves like the others
+-- at once, row by row, until the next `watch` or `autoembed migrate` gives it its own statement
+-- triggers (autoembed.refresh_triggers). The rows an attached table brings along were inserted
+-- before: autoembed.backfill or autoembed.sweep finds them.
 
--- A row-level AFTER UPDATE trigger, filtered by PostgreSQL itself (WHEN content or key changed: not
--- called at all otherwise), flags the transaction; without the flag the UPDATE statement trigger
--- returns at once, so an UPDATE that changes no content (counters, flags, timestamps) costs almost
--- nothing. AFTER, so it sees the final row, whatever other BEFORE triggers changed. The flag is a
--- transaction-local setting, so a rolled-back statement or savepoint takes it back.
+-- Row-level AFTER UPDATE, filtered by PostgreSQL itself: its WHEN clause (autoembed.trigger_specs)
+-- compares the old and the new row with every column masked (set NULL) that neither is the key
+-- nor holds the content (for a content function: only the vector column is masked), and catches a
+-- vector removed (not by autoembed's own clearing). It names no column (the masks are text), so it stands in the way of no ALTER
+-- TABLE. A column renamed or added since it was made is not masked: it flags more rows (then the
+-- statement trigger decides, exactly) until the next `watch` or `autoembed migrate` makes it again
+-- with the names as they are (autoembed.refresh_triggers); only a key or content column renamed
+-- to a name that another column had at watch time would hide its changes until then. It flags the
+-- transaction (a transaction-local setting, which a rolled-back statement or savepoint takes back);
+-- without the flag the UPDATE statement trigger returns at once.
 create or replace function autoembed.mark_content_changed()
 returns trigger
 language plpgsql
--- Runs per changed row: no pinned search_path (it would cost a settings save/restore per row). It
--- is not SECURITY DEFINER and names only pg_catalog functions, so a caller's path gains nothing.
+set search_path = pg_catalog, pg_temp
 as $$
 begin
-    perform pg_catalog.set_config('autoembed.changed_' || tg_argv[0], 'y', true);
+    perform set_config('autoembed.changed_' || tg_argv[0], 'y', true);
     return null;
 end
 $$;
 
--- Statement-level AFTER INSERT / UPDATE / DELETE, all on this function; a one-row statement pays
--- for the statement, not the row. An INSERT of consecutive integer keys enqueues their range (one
--- pass over the new rows, no array); other INSERTs list their keys. An INSERT looks up only the
--- key's current name and enters no exception block (each entry starts a subtransaction). A flagged
--- UPDATE enqueues the rows whose content or key changed and forgets keys no row has any more; a
--- DELETE forgets its rows' state and failures. A registration that no longer fits the table
--- (dropped column or function) never fails the application's statement: it warns instead.
--- SECURITY DEFINER: any role that may write a watched table can, without access to autoembed or pgmq.
+-- Statement-level AFTER INSERT / UPDATE / DELETE of a watched table (or one of its partitions),
+-- and the row-level fallback (then one row stands in for the transition tables). tg_argv[0] is
+-- the source id.
+-- - INSERT enqueues the new keys: consecutive integer keys (a bulk INSERT into an identity table)
+--   as their range, in one pass and with no exception block (each entry starts a subtransaction).
+--   The row-level fallback also forgets what was known about its key (its partition has no
+--   TRUNCATE trigger yet, so a row truncated there may have left records under it).
+-- - UPDATE returns at once unless autoembed.mark_changed flagged a row of it (an UPDATE that
+--   changes no content costs almost nothing). Then it enqueues the rows whose content or key
+--   changed, and the rows whose vector was removed while their content stayed (e.g. an ORM saving
+--   an instance loaded before its vector arrived; not when the content is empty: the worker itself
+--   removes the vector then). With clear_on_change it clears, in the same statement, the vectors
+--   of rows whose content changed (a second UPDATE of those rows' embedding column only, marked so
+--   that these triggers ignore it, and caught: a constraint or trigger of the application's that
+--   refuses a NULL vector leaves the stale vector until the worker replaces it, with a warning). Keys no row has any more (their rows took new ones) are
+--   forgotten. A content function decides whether content changed: once per changed row that
+--   holds a vector autoembed wrote (its hash against autoembed.row_state), else on the old and the
+--   new row; an error in it counts as a change.
+-- - DELETE forgets its rows' state and failures.
+-- The worker's write-back changes only the vector column: it is not flagged, it enqueues nothing.
 create or replace function autoembed.on_write()
 returns trigger
 language plpgsql
@@ -431,135 +586,409 @@ security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    source_id constant int := tg_argv[0]::int;
+    this_source constant int := tg_argv[0]::int;
     changed_flag constant text := 'autoembed.changed_' || tg_argv[0];
+    -- the statement's rows: its transition tables, or the row-level fallback's one row ($1, $2)
+    new_rows constant text := case when tg_level = 'ROW' then '(select ($1).*)' else 'autoembed_new' end;
+    old_rows constant text := case when tg_level = 'ROW' then '(select ($2).*)' else 'autoembed_old' end;
     src autoembed.sources;
     pk_name name;
     integer_keys boolean;
+    root regclass;
     first_pk bigint;
     last_pk bigint;
     key_count bigint;
     pks text[];
+    gone text[];
+    changes text;
 begin
     if tg_op = 'INSERT' then
-        select a.attname, a.atttypid in ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
-        into pk_name, integer_keys
-        from autoembed.sources s join pg_attribute a on a.attrelid = s.source and a.attnum = s.pk_attnum
-        where s.id = source_id and not a.attisdropped;
-        if pk_name is null then
-            raise warning 'autoembed: source % is broken (its key column was dropped): insert not handled', source_id;
+        select s.source, a.attname, a.atttypid in ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
+        into root, pk_name, integer_keys
+        from autoembed.sources s
+        left join pg_attribute a on a.attrelid = s.source and a.attnum = s.pk_attnum and not a.attisdropped
+        where s.id = this_source;
+        if root is null or (tg_relid <> root and pg_partition_root(tg_relid) is distinct from root) then
+            return null;  -- unwatched, or a partition detached since: a left-over trigger
+        elsif pk_name is null then
+            raise warning 'autoembed: source % is broken (its key column was dropped): insert not handled', this_source;
             return null;
         end if;
-        if integer_keys then  -- consecutive keys (a bulk INSERT into an identity table): named by their ends
+        if tg_level = 'ROW' then
+            execute format('select array[($1).%I::text]', pk_name) into pks using new;
+            delete from autoembed.row_state s where s.source_id = this_source and s.pk = any(pks);
+            delete from autoembed.failures f where f.source_id = this_source and f.pk = any(pks);
+        elsif integer_keys then  -- consecutive keys (a bulk INSERT into an identity table): named by their ends
             execute format('select min(n.%1$I), max(n.%1$I), count(*) from autoembed_new n', pk_name)
             into first_pk, last_pk, key_count;
             if last_pk::numeric - first_pk + 1 = key_count then
-                perform autoembed.enqueue_range(source_id, first_pk, last_pk);
+                perform autoembed.enqueue_range(this_source, first_pk, last_pk);
                 return null;
             end if;
         end if;
-        execute format('select array_agg(n.%I::text) from autoembed_new n', pk_name) into pks;
-        perform autoembed.enqueue(source_id, pks);
+        if pks is null then
+            execute format('select array_agg(n.%I::text) from autoembed_new n', pk_name) into pks;
+        end if;
+        perform autoembed.enqueue(this_source, pks);
         return null;
     end if;
     if tg_op = 'UPDATE' then
-        if coalesce(current_setting(changed_flag, true), '') = '' then
-            return null;  -- no row's content or key changed
+        if current_setting('autoembed.clearing_' || tg_argv[0], true) = 'y' then
+            perform set_config(changed_flag, '', true);  -- autoembed's own clearing of stale vectors (below)
+            return null;
+        elsif tg_level = 'STATEMENT' then
+            if coalesce(current_setting(changed_flag, true), '') = '' then
+                return null;  -- no row's key or content changed, no vector went
+            end if;
+            perform set_config(changed_flag, '', true);
         end if;
-        perform set_config(changed_flag, '', true);
     end if;
     begin
-        select * into src from autoembed.sources s where s.id = source_id;
+        select * into src from autoembed.sources s where s.id = this_source;
+        if not found or (tg_relid <> src.source and pg_partition_root(tg_relid) is distinct from src.source) then
+            return null;
+        end if;
         src := autoembed.current_names(src);
-        if tg_op = 'UPDATE' then
-            execute format(
-                'select array_agg(n.%1$I::text)
-                 from autoembed_new n left join autoembed_old o on o.%1$I = n.%1$I
-                 where o.%1$I is null or %2$s is distinct from %3$s',
-                src.pk_column, autoembed.content_expr(src, 'n'), autoembed.content_expr(src, 'o'))
-            into pks;
-            perform autoembed.enqueue(source_id, pks);
-            execute format(  -- keys that no row has any more: their rows took new keys
-                'select array_agg(o.%1$I::text)
-                 from autoembed_old o left join autoembed_new n on n.%1$I = o.%1$I where n.%1$I is null',
-                src.pk_column)
-            into pks;
-        else
-            execute format('select array_agg(o.%I::text) from autoembed_old o', src.pk_column) into pks;
-        end if;
-        if pks is not null then  -- forget what was known about keys that are gone
-            delete from autoembed.row_state s where s.source_id = src.id and s.pk = any(pks);
-            delete from autoembed.failures f where f.source_id = src.id and f.pk = any(pks);
-        end if;
+        perform autoembed.content_expr(src, 't');
     exception when undefined_column or undefined_table or undefined_function then
-        raise warning 'autoembed: source % is broken (%): % not handled', source_id, sqlerrm, lower(tg_op);
+        raise warning 'autoembed: source % is broken (%): % not handled', this_source, sqlerrm, lower(tg_op);
+        return null;
     end;
+    if tg_op = 'DELETE' then
+        execute format('select array_agg(o.%I::text) from %s o', src.pk_column, old_rows) into gone using new, old;
+    else
+        changes := format(
+            'with d as (%s),
+                  cleared as (update %s t set %I = null from d where $3 and d.clear and t.%I = d.k)
+             select array_agg(d.k::text) filter (where d.enqueue), array_agg(d.ok::text) filter (where d.k is null) from d',
+            autoembed.row_changes(src, new_rows, old_rows), tg_relid::regclass, src.embedding_column, src.pk_column);
+        -- the content function may fail on some row, and the vector column may refuse NULL (a
+        -- constraint, a trigger of the application's): then every row whose other columns changed
+        -- counts as changed, then its vector stays (the worker replaces it)
+        perform set_config('autoembed.clearing_' || tg_argv[0], 'y', true);
+        begin
+            execute changes into pks, gone using new, old, src.clear_on_change, src.id, true;
+        exception when others then
+            begin
+                execute changes into pks, gone using new, old, src.clear_on_change, src.id, false;
+            exception when others then
+                raise warning 'autoembed: source % (%): the vectors of changed rows could not be cleared (%); they stay until their rows are embedded again',
+                    src.id, src.table_name, sqlerrm;
+                execute changes into pks, gone using new, old, false, src.id, false;
+            end;
+        end;
+        perform set_config('autoembed.clearing_' || tg_argv[0], '', true);
+    end if;
+    perform autoembed.enqueue(src.id, pks);
+    if gone is not null then  -- forget what was known about keys that are gone
+        delete from autoembed.row_state s where s.source_id = src.id and s.pk = any(gone);
+        delete from autoembed.failures f where f.source_id = src.id and f.pk = any(gone);
+    end if;
     return null;
 end
 $$;
 
--- Row-level, BEFORE UPDATE, only when the content changed (the trigger's WHEN clause): clears the
--- vector in the same statement, so a search never returns a vector of content that is gone.
-create or replace function autoembed.clear_embedding()
+-- The rows of an UPDATE (`new_rows`, `old_rows`: FROM items) paired by key, as a query of
+-- (k: the new key, ok: the old key, enqueue: the row needs embedding, clear: its vector is stale),
+-- for autoembed.on_write, whose parameters it uses: $4 the source id, $5 whether the content
+-- function may be called (else every row whose other columns changed counts as changed).
+-- A row needs embedding when its key or content changed, or when its vector was removed while
+-- its content stayed (and is not empty: the worker removes the vector of empty content itself).
+-- A content function is called on the new row only, against the hash autoembed.row_state holds
+-- for the row's vector, or else on both rows; and only for rows whose other columns changed.
+create or replace function autoembed.row_changes(src autoembed.sources, new_rows text, old_rows text)
+returns text
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    as_source_row text;
+begin
+    if src.content_column is not null then
+        return format(
+            'select n.k, o.k as ok,
+                    n.k is not null and (o.k is null or n.c is distinct from o.c
+                                         or (o.v and not n.v and n.c ~ ''[^[:space:]]'')) as enqueue,
+                    n.k is not null and n.v and (o.k is null or n.c is distinct from o.c) as clear
+             from (select t.%1$I as k, %2$s as c, t.%3$I is not null as v from %4$s t) n
+             full join (select t.%1$I as k, %2$s as c, t.%3$I is not null as v from %5$s t) o on o.k = n.k',
+            src.pk_column, autoembed.content_expr(src, 't'), src.embedding_column, new_rows, old_rows);
+    end if;
+    -- a row as the content function takes it: of the source table's type, also on a partition
+    as_source_row := format('row(%s)::%s',
+        (select string_agg(format('t.%I', a.attname), ', ' order by a.attnum) from pg_attribute a
+         where a.attrelid = src.source and a.attnum > 0 and not a.attisdropped), src.source);
+    return format(
+        'select k, ok, k is not null and (ok is null or dropped or changed) as enqueue,
+                k is not null and v and (ok is null or changed) as clear
+         from (select n.k, o.k as ok, n.v, coalesce(o.v and not n.v, false) as dropped,
+                      case when n.k is null or o.k is null then false
+                           when jsonb_populate_record(n.r, %6$L::jsonb) *= jsonb_populate_record(o.r, %6$L::jsonb) then false
+                           when not $5 then true
+                           when n.v and s.content_hash is not null then md5(%7$s)::uuid is distinct from s.content_hash
+                           else %7$s is distinct from %8$s end as changed
+               from (select t.%1$I as k, t.%3$I is not null as v, %2$s as r from %4$s t) n
+               full join (select t.%1$I as k, t.%3$I is not null as v, %2$s as r from %5$s t) o on o.k = n.k
+               left join autoembed.row_state s on s.source_id = $4 and s.pk = n.k::text
+               offset 0) c',
+        src.pk_column, as_source_row, src.embedding_column, new_rows, old_rows,
+        jsonb_build_object(src.embedding_column, null), autoembed.content_call(src, 'n.r'),
+        autoembed.content_call(src, 'o.r'));
+end
+$$;
+
+-- BEFORE TRUNCATE of a watched table, or of one of its partitions (before, so that a partition's
+-- keys can still be read): forget the state and failures of the rows it removes, so that keys
+-- used again (RESTART IDENTITY) start afresh. Truncating the table forgets the whole source once
+-- per transaction; its partitions' own triggers, which fire with it, then have nothing to do.
+create or replace function autoembed.on_truncate()
+returns trigger
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    src autoembed.sources;
+begin
+    select * into src from autoembed.sources s where s.id = tg_argv[0]::int;
+    if not found or current_setting('autoembed.truncated_' || tg_argv[0], true) = 'y' then
+        return null;
+    end if;
+    if tg_relid = src.source then
+        delete from autoembed.row_state s where s.source_id = src.id;
+        delete from autoembed.failures f where f.source_id = src.id;
+        perform set_config('autoembed.truncated_' || tg_argv[0], 'y', true);
+    elsif pg_partition_root(tg_relid) = src.source then
+        begin
+            src := autoembed.current_names(src);
+            execute format('delete from autoembed.row_state s using %s t where s.source_id = $1 and s.pk = t.%I::text',
+                           tg_relid::regclass, src.pk_column) using src.id;
+            execute format('delete from autoembed.failures f using %s t where f.source_id = $1 and f.pk = t.%I::text',
+                           tg_relid::regclass, src.pk_column) using src.id;
+        exception when undefined_column or undefined_table then
+            raise warning 'autoembed: source % is broken (%): truncate not handled', src.id, sqlerrm;
+        end;
+    end if;
+    return null;
+end
+$$;
+
+-- Statement-level BEFORE / AFTER INSERT, UPDATE and DELETE of a partitioned source's tables: while
+-- a statement that this source's statement triggers handle runs, autoembed.statement_<id> holds its
+-- trigger depth, so the row-level fallback (its WHEN clause) leaves that statement's rows alone;
+-- while an UPDATE runs, autoembed.moving_<id> holds it too, so that a row it moves to another
+-- partition (which PostgreSQL deletes and inserts: no row-level UPDATE trigger fires) is flagged
+-- by autoembed_mark_moved as autoembed_mark_changed flags the others.
+create or replace function autoembed.note_statement()
 returns trigger
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    depth constant text := case when tg_when = 'BEFORE' then (pg_trigger_depth() - 1)::text else '' end;
 begin
-    new := jsonb_populate_record(new, jsonb_build_object(tg_argv[0], null));
-    return new;
+    perform set_config('autoembed.statement_' || tg_argv[0], depth, true);
+    if tg_op = 'UPDATE' or tg_when = 'AFTER' then
+        perform set_config('autoembed.moving_' || tg_argv[0], depth, true);
+    end if;
+    return null;
 end
 $$;
 
--- Drop every autoembed trigger of a table (watch replaces them, unwatch removes them).
+-- The tables of a source that carry statement triggers: the table, and all its partitions (at
+-- every level) that exist now.
+create or replace function autoembed.source_tables(source regclass)
+returns setof regclass
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select source
+    union
+    select t.relid from pg_partition_tree(source) t join pg_class c on c.oid = t.relid
+    where t.level > 0 and c.relkind in ('r', 'p')
+$$;
+
+-- The triggers a source needs, one row each: the table, the trigger's name, function and arguments,
+-- the literals its WHEN clause holds (the masks of autoembed.mark_content_changed, as the columns
+-- are named now) and the CREATE TRIGGER statement.
+create or replace function autoembed.trigger_specs(src autoembed.sources)
+returns table (rel regclass, trigger_name name, function_name text, args text[], literals text[], ddl text)
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    partitioned constant boolean := exists (select from pg_class c where c.oid = src.source
+                                                                      and (c.relkind = 'p' or c.relispartition));
+    id constant text := src.id::text;
+    mask jsonb;
+    vector_mask jsonb;
+begin
+    src := autoembed.current_names(src);
+    mask := (select coalesce(jsonb_object_agg(a.attname, null), '{}') from pg_attribute a
+             where a.attrelid = src.source and a.attnum > 0 and not a.attisdropped
+               and case when src.content_column is null then a.attname = src.embedding_column
+                        else a.attname <> all (array[src.pk_column, src.content_column]) end);
+    vector_mask := jsonb_build_object(src.embedding_column, null);
+    rel := src.source;
+    trigger_name := 'autoembed_mark_changed';
+    function_name := 'mark_content_changed';
+    args := array[id];
+    literals := array[quote_literal(mask::text), quote_literal(vector_mask::text)];
+    ddl := format('create trigger %I after update on %s for each row
+                   when ((jsonb_populate_record(old, %L::jsonb) *<> jsonb_populate_record(new, %L::jsonb)
+                          or (jsonb_populate_record(new, %L::jsonb) *= new and jsonb_populate_record(old, %L::jsonb) *<> old))
+                         and pg_catalog.current_setting(%L, true) is distinct from ''y'')
+                   execute function autoembed.mark_content_changed(%L)',
+                  trigger_name, rel, mask, mask, vector_mask, vector_mask, 'autoembed.clearing_' || id, id);
+    return next;
+    literals := null;
+    for rel in select autoembed.source_tables(src.source) loop
+        trigger_name := 'autoembed_enqueue_insert';
+        function_name := 'on_write';
+        args := array[id];
+        ddl := format('create trigger %I after insert on %s referencing new table as autoembed_new
+                       for each statement execute function autoembed.on_write(%L)', trigger_name, rel, id);
+        return next;
+        trigger_name := 'autoembed_enqueue_update';
+        ddl := format('create trigger %I after update on %s
+                       referencing old table as autoembed_old new table as autoembed_new
+                       for each statement execute function autoembed.on_write(%L)', trigger_name, rel, id);
+        return next;
+        trigger_name := 'autoembed_forget_delete';
+        ddl := format('create trigger %I after delete on %s referencing old table as autoembed_old
+                       for each statement execute function autoembed.on_write(%L)', trigger_name, rel, id);
+        return next;
+        trigger_name := 'autoembed_forget_truncate';
+        function_name := 'on_truncate';
+        ddl := format('create trigger %I before truncate on %s for each statement
+                       execute function autoembed.on_truncate(%L)', trigger_name, rel, id);
+        return next;
+        continue when not partitioned;
+        function_name := 'note_statement';
+        trigger_name := 'autoembed_statement_begin';
+        ddl := format('create trigger %I before insert or update or delete on %s for each statement
+                       execute function autoembed.note_statement(%L)', trigger_name, rel, id);
+        return next;
+        trigger_name := 'autoembed_statement_end';
+        ddl := format('create trigger %I after insert or update or delete on %s for each statement
+                       execute function autoembed.note_statement(%L)', trigger_name, rel, id);
+        return next;
+    end loop;
+    if partitioned then
+        rel := src.source;
+        trigger_name := 'autoembed_mark_moved';
+        function_name := 'mark_content_changed';
+        args := array[id];
+        ddl := format('create trigger %I after delete on %s for each row
+                       when (pg_catalog.current_setting(%L, true) = pg_catalog.pg_trigger_depth()::text)
+                       execute function autoembed.mark_content_changed(%L)', trigger_name, rel, 'autoembed.moving_' || id, id);
+        return next;
+        trigger_name := 'autoembed_partition_rows';
+        function_name := 'on_write';
+        args := array[id];
+        ddl := format('create trigger %I after insert or update or delete on %s for each row
+                       when (pg_catalog.current_setting(%L, true) is distinct from pg_catalog.pg_trigger_depth()::text)
+                       execute function autoembed.on_write(%L)', trigger_name, rel, 'autoembed.statement_' || id, id);
+        return next;
+    end if;
+end
+$$;
+
+-- A trigger's arguments as pg_trigger.tgargs stores them (each followed by a zero byte).
+create or replace function autoembed.trigger_args(args text[])
+returns bytea
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select coalesce(string_agg(convert_to(a, getdatabaseencoding()) || '\x00'::bytea, ''::bytea order by n), ''::bytea)
+    from unnest(args) with ordinality u(a, n)
+$$;
+
+-- The autoembed triggers (of this file's functions) on a table and its partitions.
+create or replace function autoembed.installed_triggers(source regclass)
+returns table (rel regclass, trigger_name name, function_name text, args bytea, definition text)
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select t.tgrelid::regclass, t.tgname, p.proname::text, t.tgargs, pg_get_triggerdef(t.oid)
+    from pg_trigger t join pg_proc p on p.oid = t.tgfoid
+    where t.tgrelid in (select autoembed.source_tables(source)) and t.tgparentid = 0
+      and p.pronamespace = 'autoembed'::regnamespace
+      and p.proname in ('mark_content_changed', 'on_write', 'on_truncate', 'note_statement')
+$$;
+
+-- Drop every autoembed trigger of a table and its partitions (watch replaces them, unwatch removes them).
 create or replace function autoembed.drop_triggers(source regclass)
 returns void
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    trigger_name text;
+    installed record;
 begin
-    foreach trigger_name in array array['autoembed_enqueue_insert', 'autoembed_mark_changed', 'autoembed_enqueue_update',
-                                        'autoembed_forget_delete', 'autoembed_clear_embedding'] loop
-        execute format('drop trigger if exists %I on %s', trigger_name, source);
+    for installed in select * from autoembed.installed_triggers(source) loop
+        execute format('drop trigger %I on %s', installed.trigger_name, installed.rel);
     end loop;
 end
 $$;
 
--- (Re)create a source's triggers: the statement triggers, the WHEN-filtered flag (a content or key
--- change), and the BEFORE trigger that clears a stale vector where clear_on_change is set.
+-- (Re)create a source's triggers (autoembed.trigger_specs) on its table and partitions.
 create or replace function autoembed.install_triggers(src autoembed.sources)
 returns void
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    content_changed text := format('%s is distinct from %s',
-                                   autoembed.content_expr(src, 'old'), autoembed.content_expr(src, 'new'));
-    key_changed text := format('old.%1$I is distinct from new.%1$I', src.pk_column);
+    spec record;
 begin
     perform autoembed.drop_triggers(src.source);
-    execute format(
-        'create trigger autoembed_enqueue_insert after insert on %s referencing new table as autoembed_new
-         for each statement execute function autoembed.on_write(%s)', src.source, src.id);
-    execute format(
-        'create trigger autoembed_mark_changed after update on %s for each row
-         when (%s or %s) execute function autoembed.mark_content_changed(%s)',
-        src.source, content_changed, key_changed, src.id);
-    execute format(
-        'create trigger autoembed_enqueue_update after update on %s
-         referencing old table as autoembed_old new table as autoembed_new
-         for each statement execute function autoembed.on_write(%s)', src.source, src.id);
-    execute format(
-        'create trigger autoembed_forget_delete after delete on %s referencing old table as autoembed_old
-         for each statement execute function autoembed.on_write(%s)', src.source, src.id);
-    if src.clear_on_change then
-        execute format(
-            'create trigger autoembed_clear_embedding before update on %s for each row
-             when (%s) execute function autoembed.clear_embedding(%L)',
-            src.source, content_changed, src.embedding_column);
+    for spec in select * from autoembed.trigger_specs(src) loop
+        execute spec.ddl;
+    end loop;
+end
+$$;
+
+-- Install a source's triggers again where they are not exactly the ones it needs: a partition
+-- created or attached since, a renamed or added column (the masks of autoembed_mark_changed),
+-- triggers of an earlier autoembed. Does nothing (takes no lock) where they are.
+create or replace function autoembed.refresh_triggers(src autoembed.sources)
+returns boolean
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if exists (with wanted as (select s.rel, s.trigger_name, s.function_name, autoembed.trigger_args(s.args) as args,
+                                      s.literals
+                               from autoembed.trigger_specs(src) s),
+                    present as (select * from autoembed.installed_triggers(src.source)),
+                    matched as (select w.rel, w.trigger_name, w.function_name, w.args
+                                from wanted w join present p using (rel, trigger_name, function_name, args)
+                                where w.literals is null
+                                   or not exists (select from unnest(w.literals) l where strpos(p.definition, l) = 0))
+               (select rel, trigger_name, function_name, args from wanted except select * from matched)
+               union all
+               (select rel, trigger_name, function_name, args from present except select * from matched)) then
+        perform autoembed.install_triggers(src);
+        return true;
     end if;
+    return false;
+end
+$$;
+
+-- Every `autoembed migrate` brings the triggers of every watched table up to date; a source that no
+-- longer fits its table, or whose table the migrating role may not alter, keeps what it has, with
+-- a warning (autoembed.status says what is wrong with the source).
+do $$
+declare
+    src autoembed.sources;
+begin
+    for src in select s.* from autoembed.sources s where exists (select from pg_class c where c.oid = s.source) loop
+        begin
+            perform autoembed.refresh_triggers(src);
+        exception when undefined_column or undefined_table or undefined_function or insufficient_privilege then
+            raise warning 'autoembed: the triggers of source % (%) were not refreshed: %', src.id, src.table_name, sqlerrm;
+        end;
+    end loop;
 end
 $$;
 
@@ -571,32 +1000,89 @@ $$;
 -- integer keys, at most 1000 a message), {source_id, pks: [...]} (any other statement, at most 1000),
 -- and {source_id, pk} (queued by 0.1). `attempt` is present once a row was retried.
 
--- {first, last} of a well-formed pk_range (integers, first <= last, within bigint), else null.
+-- A job message is well formed when it is one autoembed writes: a JSON object whose source_id is an
+-- integer from 1 to 2147483647, whose `attempt`, where present, is an integer from 0 to 1000000,
+-- and that names 1 to 1000 rows: a pk_range of two integers within bigint, first <= last, at most
+-- 999 apart; or a pks list of strings; or one pk string. No key is longer than 2000 bytes (a longer
+-- one could not be claimed: autoembed.claims indexes it). An integer is written as one (1, not 1.0
+-- or 1e0). Anything else is malformed: it names no rows here, counts as one row of a read's budget
+-- (it is never split), and the worker archives it, saying why (autoembed/jobs.py applies the same
+-- rules, with the reasons). CASE, not AND, orders the checks: PostgreSQL may evaluate the operands
+-- of an inlined AND in any order, and a cast must never meet a value it cannot take.
+
+-- Whether a JSON value is an integer from low to high.
+create or replace function autoembed.job_integer(value jsonb, low numeric, high numeric)
+returns boolean
+language sql immutable
+set search_path = pg_catalog, pg_temp
+as $$
+    select case when jsonb_typeof(value) is distinct from 'number' then false
+                when value #>> '{}' !~ '^-?[0-9]{1,20}$' then false
+                else (value #>> '{}')::numeric between low and high end
+$$;
+
+-- {first, last} of a well-formed pk_range, else null.
 create or replace function autoembed.job_range(message jsonb)
 returns bigint[]
 language sql immutable
 set search_path = pg_catalog, pg_temp
 as $$
-    select case when message @? 'strict $.pk_range ? (@.size() == 2 && @[0].floor() == @[0] && @[1].floor() == @[1]
-                                                      && @[0] <= @[1] && @[0] >= -9223372036854775808
-                                                      && @[1] <= 9223372036854775807)'
-                then array[(message #>> '{pk_range,0}')::numeric::bigint, (message #>> '{pk_range,1}')::numeric::bigint] end
+    select case when jsonb_typeof(message -> 'pk_range') is distinct from 'array' then null
+                when jsonb_array_length(message -> 'pk_range') <> 2 then null
+                when not autoembed.job_integer(message -> 'pk_range' -> 0, -9223372036854775808, 9223372036854775807)
+                  or not autoembed.job_integer(message -> 'pk_range' -> 1, -9223372036854775808, 9223372036854775807)
+                    then null
+                when (message #>> '{pk_range,1}')::numeric - (message #>> '{pk_range,0}')::numeric not between 0 and 999
+                    then null
+                else array[(message #>> '{pk_range,0}')::bigint, (message #>> '{pk_range,1}')::bigint] end
 $$;
 
--- The rows a job message names, whichever shape it has.
+-- The source a job message names; null when it names none that can exist.
+create or replace function autoembed.job_source(message jsonb)
+returns int
+language sql immutable
+set search_path = pg_catalog, pg_temp
+as $$
+    select case when jsonb_typeof(message) is distinct from 'object' then null
+                when autoembed.job_integer(message -> 'source_id', 1, 2147483647) then (message ->> 'source_id')::int end
+$$;
+
+-- Whether a job message is well formed (above).
+create or replace function autoembed.job_is_valid(message jsonb)
+returns boolean
+language sql immutable
+set search_path = pg_catalog, pg_temp
+as $$
+    select case when autoembed.job_source(message) is null then false
+                when message ? 'attempt' and not autoembed.job_integer(message -> 'attempt', 0, 1000000) then false
+                when message ? 'pk_range' then autoembed.job_range(message) is not null
+                when message ? 'pks' then
+                    case when jsonb_typeof(message -> 'pks') <> 'array' then false
+                         when jsonb_array_length(message -> 'pks') not between 1 and 1000 then false
+                         else (select bool_and(case when jsonb_typeof(k) <> 'string' then false
+                                                    else octet_length(k #>> '{}') <= 2000 end)
+                               from jsonb_array_elements(message -> 'pks') k) end
+                when message ? 'pk' then
+                    case when jsonb_typeof(message -> 'pk') <> 'string' then false
+                         else octet_length(message ->> 'pk') <= 2000 end
+                else false end
+$$;
+
+-- The rows a job message names, whichever shape it has (none when it is malformed).
 create or replace function autoembed.job_pks(message jsonb)
 returns setof text
 language sql immutable
 set search_path = pg_catalog, pg_temp
 as $$
     select k.pk
-    from (select autoembed.job_range(message) as r) m,
+    from (select autoembed.job_is_valid(message) as valid, autoembed.job_range(message) as r) m,
          lateral (select g::text from generate_series(m.r[1], m.r[2]) g  -- no rows when r is null
+                  where m.valid
                   union all
                   select jsonb_array_elements_text(case jsonb_typeof(message -> 'pks')
                                                        when 'array' then message -> 'pks'
                                                        else jsonb_build_array(message -> 'pk') end)
-                  where m.r is null) k(pk)
+                  where m.valid and m.r is null) k(pk)
 $$;
 
 -- How many rows a job message names (1 for the old shape and for anything malformed).
@@ -605,13 +1091,15 @@ returns int
 language sql immutable
 set search_path = pg_catalog, pg_temp
 as $$
-    select case when m.r is not null then least(m.r[2]::numeric - m.r[1] + 1, 2147483647)::int
-                when jsonb_typeof(message -> 'pks') = 'array' then greatest(jsonb_array_length(message -> 'pks'), 1)
+    select case when not autoembed.job_is_valid(message) then 1
+                when m.r is not null then (m.r[2] - m.r[1] + 1)::int
+                when jsonb_typeof(message -> 'pks') = 'array' then jsonb_array_length(message -> 'pks')
                 else 1 end
     from (select autoembed.job_range(message) as r) m
 $$;
 
--- The message cut down to the rows from position `skip` (0-based), at most `take` of them (null: all).
+-- A well-formed message cut down to the rows from position `skip` (0-based), at most `take` of them
+-- (null: all).
 create or replace function autoembed.job_slice(message jsonb, skip int, take int)
 returns jsonb
 language sql immutable
@@ -639,12 +1127,20 @@ as $$
 $$;
 
 create or replace view autoembed.jobs as
-select q.msg_id,
-       case when jsonb_typeof(q.message -> 'source_id') = 'number'
-            then least(floor((q.message ->> 'source_id')::numeric), 2147483647)::int end as source_id,
-       k.pk, autoembed.job_attempt(q.message) + q.read_ct as attempts, q.enqueued_at, q.vt as visible_at
+select q.msg_id, autoembed.job_source(q.message) as source_id, k.pk, autoembed.job_attempt(q.message) + q.read_ct as attempts, q.enqueued_at, q.vt as visible_at
 from pgmq.q_autoembed_jobs q, autoembed.job_pks(q.message) k(pk);
 comment on view autoembed.jobs is 'One line per row waiting in the job queue: its message, attempts so far and when it is next visible.';
+
+-- Rows named by the queue's messages but those of the sources `excluding` (a draining worker is done
+-- once only the rows of sources it cannot serve are left).
+create or replace function autoembed.queue_rows(excluding int[])
+returns bigint
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select coalesce(sum(autoembed.job_size(q.message)), 0)::bigint from pgmq.q_autoembed_jobs q
+    where autoembed.job_source(q.message) is null or autoembed.job_source(q.message) <> all(excluding)
+$$;
 
 -- Rows named by the queue's messages (the worker's queue-depth gauge and queue_status.queue_rows).
 create or replace function autoembed.queue_rows()
@@ -652,7 +1148,7 @@ returns bigint
 language sql stable
 set search_path = pg_catalog, pg_temp
 as $$
-    select coalesce(sum(autoembed.job_size(q.message)), 0)::bigint from pgmq.q_autoembed_jobs q
+    select autoembed.queue_rows('{}'::int[])
 $$;
 
 -- 060_read_and_claim.sql
@@ -680,7 +1176,7 @@ declare
         order by q.msg_id
         for update skip locked;
     job record;
-    ids bigint[] := '{}';
+    ids bigint[] := '{}'::bigint[];
     budget int := max_rows;
     split_id bigint;
 begin
@@ -722,6 +1218,20 @@ $$;
 revoke execute on function autoembed.read_jobs(int, int) from public;
 grant execute on function autoembed.read_jobs(int, int) to autoembed_worker;
 
+-- Make read jobs visible again at once (a stopping worker gives back the batch it prefetched).
+-- Written here rather than with pgmq.set_vt: the array form of set_vt is missing from pgmq 1.4.4,
+-- the version Supabase ships.
+create or replace function autoembed.release_jobs(msg_ids bigint[])
+returns void
+language sql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+    update pgmq.q_autoembed_jobs q set vt = clock_timestamp() where q.msg_id = any(msg_ids)
+$$;
+revoke execute on function autoembed.release_jobs(bigint[]) from public;
+grant execute on function autoembed.release_jobs(bigint[]) to autoembed_worker;
+
 -- Rows a worker is embedding right now (autoembed.claims), so that another worker, or the same
 -- worker's next batch, holding a duplicate job for a row does not embed it a second time.
 -- Claim rows for `seconds`; returns the rows this call claimed (the others are claimed elsewhere).
@@ -756,10 +1266,47 @@ grant execute on function autoembed.release_claims(int, text[]) to autoembed_wor
 -- Loading the current content of the rows a batch names.
 -- Current definitions, re-applied by every `autoembed migrate` (create or replace): edit here.
 
+-- The keys of `pks` that cannot be values of the source's key column, with why: a job naming "abc"
+-- for a bigint key, or a uuid key that is no uuid, names no row (it is poison). One cast for the
+-- whole list, then one per key only when that fails.
+create or replace function autoembed.invalid_keys(src autoembed.sources, pks text[])
+returns table (pk text, error text)
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    pk_type text := autoembed.key_type(src);
+    key text;
+begin
+    begin
+        execute format('select $1::%s[]', pk_type) using pks;
+        return;
+    exception when data_exception or integrity_constraint_violation then
+        null;  -- some key is not of the type (or breaks a domain's check): find which
+    end;
+    foreach key in array pks loop
+        begin
+            execute format('select $1::%s', pk_type) using key;
+        exception when data_exception or integrity_constraint_violation then
+            pk := key;
+            error := sqlerrm;
+            return next;
+        end;
+    end loop;
+end
+$$;
+
 -- Current content of the given rows; rows that no longer exist are absent. up_to_date: the stored
--- vector already embeds exactly this content. When the content function raises for some row, the
--- rows are evaluated one by one and the failing ones carry `error` (their neighbours are unaffected).
--- A dropped table or column raises undefined_table / undefined_column: the source is broken.
+-- vector already embeds exactly this content. A row without content says why in `error`, and of
+-- which kind in `error_kind`:
+--   'key'    the key cannot be one of the table's (a poison job);
+--   'row'    the content function raised for this row; its neighbours are unaffected (when it
+--            raises for some row, the rows are evaluated one by one);
+--   'source' the content cannot be evaluated at all here: a name the content function does not find
+--            (it runs with search_path = pg_catalog, pg_temp, so it must qualify the tables and
+--            functions it uses), a privilege its owner lacks (SQLSTATE classes 42 and 3F).
+-- A dropped table, column or content function raises undefined_table, undefined_column or
+-- undefined_function (autoembed.current_names, autoembed.content_expr): the source is broken.
 create or replace function autoembed.load_content(source_id int, pks text[])
 returns setof autoembed.loaded_row
 language plpgsql stable
@@ -767,46 +1314,61 @@ security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare
+    registered autoembed.sources;
     src autoembed.sources;
-    pk_type text;
+    keys text[];  -- first the invalid ones, then the rest
+    invalid text;
     query text;
     loaded autoembed.loaded_row[];
     one autoembed.loaded_row;
     key text;
 begin
-    select * into src from autoembed.sources s where s.id = load_content.source_id;
+    select * into registered from autoembed.sources s where s.id = load_content.source_id;
     if not found then
         return;
     end if;
-    src := autoembed.current_names(src);
-    pk_type := autoembed.key_type(src);
+    src := autoembed.current_names(registered);
     query := format(
         'select t.%1$I::text, c.content, md5(c.content)::uuid,
-                (t.%2$I is not null and s.content_hash is not distinct from md5(c.content)::uuid), null::text
+                (t.%2$I is not null and s.content_hash is not distinct from md5(c.content)::uuid), null::text, null::text
          from %3$s t
          cross join lateral (select %4$s as content) c
          left join autoembed.row_state s on s.source_id = $1 and s.pk = t.%1$I::text
          where t.%1$I = any($2::%5$s[])',
-        src.pk_column, src.embedding_column, src.source, autoembed.content_expr(src, 't'), pk_type);
+        src.pk_column, src.embedding_column, src.source, autoembed.content_expr(src, 't'), autoembed.key_type(src));
+    for key, invalid in select * from autoembed.invalid_keys(src, pks) loop
+        return next row(key, null, null, false,
+                        format('%s is not a valid key of %s (its key column %I is %s): %s', quote_literal(key),
+                               src.source, src.pk_column, autoembed.key_type(src), invalid), 'key')::autoembed.loaded_row;
+        keys := array_append(keys, key);
+    end loop;
+    keys := array(select k from unnest(pks) k where k <> all(coalesce(keys, '{}'::text[])));
     begin
-        execute format('select array_agg(r::autoembed.loaded_row) from (%s) r', query) into loaded using src.id, pks;
+        execute format('select array_agg(r::autoembed.loaded_row) from (%s) r', query) into loaded using src.id, keys;
         return query select * from unnest(loaded);
         return;
-    exception when undefined_column or undefined_table or undefined_function then
-        raise;
-    when others then
-        null;  -- a content function failed on some row: fall back to one row at a time
+    exception when others then
+        -- The table, a column or the content function went away meanwhile: the source is broken
+        -- (this raises). Otherwise the content function failed: evaluate the rows one by one.
+        perform autoembed.content_expr(autoembed.current_names(registered), 't');
     end;
-    foreach key in array pks loop
+    foreach key in array keys loop
         begin
             execute query || ' limit 1' into one using src.id, array[key];
             if one.pk is not null then
                 return next one;
             end if;
-        exception when undefined_column or undefined_table or undefined_function then
-            raise;
-        when others then
-            return next row(key, null, null, false, format('%s (SQLSTATE %s)', sqlerrm, sqlstate))::autoembed.loaded_row;
+        exception when others then
+            if left(sqlstate, 2) in ('42', '3F') then
+                return next row(key, null, null, false,
+                                format('%s (SQLSTATE %s); content is evaluated with search_path = pg_catalog, pg_temp: '
+                                       'qualify the tables and functions the content function uses (public.tags, '
+                                       'not tags), or give it its own (create function ... set search_path = public)',
+                                       sqlerrm, sqlstate), 'source')::autoembed.loaded_row;
+            else
+                return next row(key, null, null, false, format('%s (SQLSTATE %s)', sqlerrm, sqlstate),
+                                'row')::autoembed.loaded_row;
+            end if;
         end;
     end loop;
 end
@@ -814,13 +1376,269 @@ $$;
 revoke execute on function autoembed.load_content(int, text[]) from public;
 grant execute on function autoembed.load_content(int, text[]) to autoembed_worker;
 
+-- 075_chunks.sql
+-- Chunk tables: where a chunked watch keeps its rows' chunks and their vectors, made and kept
+-- in step with the watched table by autoembed.
+-- Current definitions, re-applied by every `autoembed migrate` (create or replace): edit here.
+--
+-- autoembed.chunks_<source id> holds, per chunk: the row's key (parent_pk, of the key's type),
+-- the md5 of the chunk's text and which of equal texts in the row it is (occurrence: 0, 1, ...),
+-- its position among the row's chunks, its character offsets in the row's content, the text and
+-- its vector (of the embedding column's type). A chunk is known by (parent_pk, chunk_hash,
+-- occurrence), its primary key, which is also the index on the parent key: an edit elsewhere in
+-- the row only moves an unchanged chunk (position and offsets), so it keeps its vector and is not
+-- embedded again. The worker replaces a row's chunks in the statement that writes
+-- its own vector, guarded by the row's content hash (db/idempotent/085_write_chunks.sql).
+--
+-- A deleted row takes its chunks along by triggers, not by a foreign key: a foreign key to the
+-- watched table would make TRUNCATE and DROP TABLE of it fail. The writer locks the rows it
+-- writes chunks for (FOR KEY SHARE), so a DELETE waits for it and then deletes what it wrote.
+-- Search joins the watched table anyway, so a chunk of a row that is gone is never returned.
+--
+-- The chunk table has row level security: a role reads a chunk only where it may read the row
+-- (autoembed.parent_visible runs as that role, so the watched table's own RLS decides). Its
+-- owner (who watched the table) and the worker's functions are not subject to it.
+
+-- Whether the caller can see the row with key `key` in table `parent` (by oid, so that the policy
+-- that calls this records no dependency on the table: DROP TABLE of it must keep working). Runs
+-- as the caller: the table's privileges and row level security apply.
+create or replace function autoembed.parent_visible(parent oid, key_attnum smallint, key anyelement)
+returns boolean
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    visible boolean;
+begin
+    execute format('select exists (select from %s t where t.%I = $1)', parent::regclass,
+                   (select a.attname from pg_attribute a where a.attrelid = parent and a.attnum = key_attnum))
+    into visible using key;
+    return visible;
+end
+$$;
+
+-- The HNSW operator class for a source's embedding column type and distance.
+create or replace function autoembed.chunk_opclass(src autoembed.sources)
+returns oid
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select o.oid
+    from pg_attribute a
+    join pg_type t on t.oid = a.atttypid
+    join pg_opclass o on o.opcintype = a.atttypid
+                     and o.opcname = t.typname || case src.distance when 'cosine' then '_cosine_ops'
+                                                                    when 'l2' then '_l2_ops' else '_ip_ops' end
+    join pg_am m on m.oid = o.opcmethod and m.amname = 'hnsw'
+    where a.attrelid = src.source and a.attnum = src.embedding_attnum
+$$;
+
+-- Refuse chunking options that cannot work (autoembed.watch calls this before changing anything).
+create or replace function autoembed.check_chunk_options(chunks boolean, chunk_tokens int, chunk_overlap int, chunk_index text)
+returns void
+language plpgsql immutable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if chunk_tokens is not null and chunk_tokens < 16 then
+        raise exception 'autoembed.watch: chunk_tokens must be at least 16, got %', chunk_tokens;
+    end if;
+    if chunk_overlap is not null and (chunk_overlap < 0 or chunk_overlap >= coalesce(chunk_tokens, 512) / 2) then
+        raise exception 'autoembed.watch: chunk_overlap must be from 0 to less than half of chunk_tokens (%), got %',
+            coalesce(chunk_tokens, 512), chunk_overlap;
+    end if;
+    if chunk_index is null or chunk_index not in ('hnsw', 'none') then
+        raise exception 'autoembed.watch: unknown chunk_index %: choose hnsw or none', quote_nullable(chunk_index);
+    end if;
+    if not coalesce(chunks, false) and (chunk_tokens is not null or chunk_overlap is not null) then
+        raise exception 'autoembed.watch: chunk_tokens and chunk_overlap need chunks => true';
+    end if;
+end
+$$;
+
+-- Delete the chunks of rows that are gone: AFTER DELETE (the statement's old rows), AFTER TRUNCATE,
+-- and per row AFTER an UPDATE that changed its key (the old key's chunks are nobody's now).
+-- SECURITY DEFINER: whoever may write the watched table, without rights on the chunk table.
+create or replace function autoembed.forget_chunks()
+returns trigger
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    src autoembed.sources;
+    chunks regclass;
+begin
+    select * into src from autoembed.sources s where s.id = tg_argv[0]::int;
+    chunks := (select c.oid from pg_class c where c.oid = src.chunk_table);
+    if chunks is null then
+        return null;
+    end if;
+    if tg_op = 'TRUNCATE' then
+        execute format('truncate %s', chunks);
+    elsif tg_level = 'ROW' then
+        execute format('delete from %s c where c.parent_pk = $1::%s', chunks, autoembed.key_type(src))
+        using to_jsonb(old) ->> (autoembed.current_names(src)).pk_column;
+    else
+        execute format('delete from %s c using autoembed_old o where c.parent_pk = o.%I', chunks,
+                       (autoembed.current_names(src)).pk_column);
+    end if;
+    return null;
+end
+$$;
+
+create or replace function autoembed.drop_chunk_triggers(source regclass)
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    trigger_name text;
+begin
+    foreach trigger_name in array array['autoembed_chunks_delete', 'autoembed_chunks_truncate', 'autoembed_chunks_key'] loop
+        execute format('drop trigger if exists %I on %s', trigger_name, source);
+    end loop;
+end
+$$;
+
+-- Drop a source's chunk table and its triggers (unwatch, or a watch without chunks).
+create or replace function autoembed.drop_chunks(src autoembed.sources)
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    chunks regclass := (select c.oid from pg_class c where c.oid = src.chunk_table);
+begin
+    if exists (select from pg_class c where c.oid = src.source) then
+        perform autoembed.drop_chunk_triggers(src.source);
+    end if;
+    if chunks is not null then
+        execute format('drop table %s', chunks);
+    end if;
+    update autoembed.sources s set chunk_table = null where s.id = src.id and s.chunk_table is not null;
+end
+$$;
+
+-- Make, keep or drop a source's chunk table as `chunks` asks (autoembed.watch calls this after
+-- writing the registration, `previous` being the one it replaced, if any), with its vector index
+-- (`chunk_index`: hnsw or none) and the triggers that delete chunks of rows that are gone. A table
+-- whose key or vector type no longer matches is made again; one whose vectors another model or
+-- passage prompt made is emptied. Returns the registration as it is now.
+create or replace function autoembed.setup_chunks(src autoembed.sources, previous autoembed.sources, chunks boolean,
+                                                   chunk_index text)
+returns autoembed.sources
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    table_name constant name := 'chunks_' || src.id;
+    index_name constant name := 'chunks_' || src.id || '_embedding_idx';
+    key_type constant text := autoembed.key_type(src);
+    vector_type constant text := (select format_type(a.atttypid, a.atttypmod) from pg_attribute a
+                                  where a.attrelid = src.source and a.attnum = src.embedding_attnum);
+    opclass constant oid := autoembed.chunk_opclass(src);
+    chunk_rel regclass := to_regclass(format('autoembed.%I', table_name));
+    src_now autoembed.sources;
+begin
+    if not coalesce(chunks, false) then
+        perform autoembed.drop_chunks(src);
+        select * into src_now from autoembed.sources s where s.id = src.id;
+        return src_now;
+    end if;
+    if chunk_rel is not null and (
+           (select format_type(a.atttypid, a.atttypmod) from pg_attribute a
+            where a.attrelid = chunk_rel and a.attname = 'parent_pk') is distinct from key_type
+        or (select format_type(a.atttypid, a.atttypmod) from pg_attribute a
+            where a.attrelid = chunk_rel and a.attname = 'embedding') is distinct from vector_type) then
+        execute format('drop table %s', chunk_rel);
+        chunk_rel := null;
+    end if;
+    if chunk_rel is null then
+        execute format(
+            'create table autoembed.%I (
+                 parent_pk %s not null,
+                 chunk_hash uuid not null,
+                 occurrence int not null default 0,
+                 position int not null,
+                 start_char int not null,
+                 end_char int not null,
+                 chunk text not null,
+                 embedding %s not null,
+                 primary key (parent_pk, chunk_hash, occurrence)
+             )', table_name, key_type, vector_type);
+        chunk_rel := format('autoembed.%I', table_name)::regclass;
+        execute format('comment on table %s is %L', chunk_rel,
+                       format('Chunks of %s and their vectors, kept by autoembed (do not write to it).', src.source));
+        execute format('alter table %s enable row level security', chunk_rel);
+        execute format('grant select on %s to autoembed_search', chunk_rel);
+    elsif previous.id is not null
+          and (previous.embedder, previous.model, previous.passage_prompt) is distinct from (src.embedder, src.model, src.passage_prompt) then
+        execute format('truncate %s', chunk_rel);
+    end if;
+    -- the policy names the key column by number: made again on every watch
+    execute format('drop policy if exists chunks_of_visible_rows on %s', chunk_rel);
+    execute format('create policy chunks_of_visible_rows on %s for select using (autoembed.parent_visible(%s, %s::smallint, parent_pk))',
+                   chunk_rel, src.source::oid, src.pk_attnum);
+    if chunk_index = 'hnsw' and not exists (
+            select from pg_index i join pg_class c on c.oid = i.indexrelid
+            where i.indrelid = chunk_rel and c.relname = index_name
+              and i.indclass[0] = opclass) then
+        execute format('drop index if exists autoembed.%I', index_name);
+        execute format('create index %I on %s using hnsw (embedding %s)', index_name, chunk_rel,
+                       (select format('%I.%I', n.nspname, o.opcname) from pg_opclass o
+                        join pg_namespace n on n.oid = o.opcnamespace where o.oid = opclass));
+    elsif chunk_index = 'none' then
+        execute format('drop index if exists autoembed.%I', index_name);
+    end if;
+    perform autoembed.drop_chunk_triggers(src.source);
+    execute format(
+        'create trigger autoembed_chunks_delete after delete on %s referencing old table as autoembed_old
+         for each statement execute function autoembed.forget_chunks(%s)', src.source, src.id);
+    execute format(
+        'create trigger autoembed_chunks_truncate after truncate on %s for each statement
+         execute function autoembed.forget_chunks(%s)', src.source, src.id);
+    execute format(
+        'create trigger autoembed_chunks_key after update on %s for each row
+         when (old.%2$I is distinct from new.%2$I) execute function autoembed.forget_chunks(%3$s)',
+        src.source, src.pk_column, src.id);
+    update autoembed.sources s set chunk_table = chunk_rel where s.id = src.id returning * into src_now;
+    return src_now;
+end
+$$;
+
+-- A chunked watch's chunks, in order (the chunk table's name need not be known). Runs as the
+-- caller: a role sees only the chunks of rows it may read.
+create or replace function autoembed.chunks_of(source regclass)
+returns table (pk text, chunk_position int, start_char int, end_char int, chunk text)
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    src autoembed.sources := autoembed.source_by_table(source);
+begin
+    if src.chunk_table is null then
+        raise exception 'autoembed.chunks_of: % is not watched with chunks', source
+            using hint = 'Watch it with chunks => true.';
+    end if;
+    return query execute format(
+        'select c.parent_pk::text, c.position, c.start_char, c.end_char, c.chunk from %s c order by c.parent_pk, c.position',
+        src.chunk_table);
+end
+$$;
+comment on function autoembed.chunks_of is 'The chunks of a chunked watch''s rows, in order, with their offsets in the row''s content. Respects RLS.';
+grant execute on function autoembed.chunks_of(regclass) to autoembed_search;
+
 -- 080_write_back.sql
 -- Write-back: vectors written only for the content they embed.
 -- Current definitions, re-applied by every `autoembed migrate` (create or replace): edit here.
 
 -- Write vectors, each only if its row still holds the content that was embedded (the hash) and the
 -- registration still names the embedder and model that made it; a row that already holds this very
--- vector is left alone. A NULL vector clears the column (content became NULL or empty).
+-- vector is left alone. A NULL vector clears the column (content became NULL or empty). Vectors are
+-- compared in the column's own type (then as real[]: the type's own `=` is not on the pinned
+-- search_path): a halfvec column holds them rounded to 16 bits, so the full-precision vector is
+-- never equal to what a halfvec column stores, only its rounding is.
 -- Returns the rows whose vector now embeds their content (written, or already identical), and records
 -- their row_state only while they keep their keys (FOR KEY SHARE: a DELETE or key change committed
 -- meanwhile waits, then forgets; otherwise it left a record under a key no row has).
@@ -834,6 +1652,7 @@ as $$
 declare
     src autoembed.sources;
     pk_type text;
+    column_type text;
     written text[];
 begin
     -- FOR KEY SHARE: autoembed.watch() locks the registration FOR UPDATE before changing it, so it
@@ -846,11 +1665,13 @@ begin
     end if;
     src := autoembed.current_names(src);
     pk_type := autoembed.key_type(src);
+    select format_type(a.atttypid, a.atttypmod) into column_type
+    from pg_attribute a where a.attrelid = src.source and a.attnum = src.embedding_attnum;
     execute format(
         'update %1$s t set %2$I = b.vec from unnest($1::text[], $2::uuid[], $3) as b(pk, hash, vec)
          where t.%3$I = b.pk::%4$s and md5(%5$s)::uuid is not distinct from b.hash
-           and t.%2$I::real[] is distinct from b.vec::real[]',
-        src.source, src.embedding_column, src.pk_column, pk_type, autoembed.content_expr(src, 't'))
+           and t.%2$I::real[] is distinct from b.vec::%6$s::real[]',
+        src.source, src.embedding_column, src.pk_column, pk_type, autoembed.content_expr(src, 't'), column_type)
     using pks, hashes, vectors;
     -- rows whose vector now embeds their current content: written above, or already identical
     -- FOR KEY SHARE: until this transaction ends nobody can delete these rows or change their keys
@@ -861,9 +1682,9 @@ begin
         'select array(select t.%3$I::text from %1$s t join unnest($1::text[], $2::uuid[], $3) as b(pk, hash, vec)
                         on t.%3$I = b.pk::%4$s
                       where md5(%5$s)::uuid is not distinct from b.hash
-                        and t.%2$I::real[] is not distinct from b.vec::real[]
+                        and t.%2$I::real[] is not distinct from b.vec::%6$s::real[]
                       for key share of t)',
-        src.source, src.embedding_column, src.pk_column, pk_type, autoembed.content_expr(src, 't'))
+        src.source, src.embedding_column, src.pk_column, pk_type, autoembed.content_expr(src, 't'), column_type)
     into written using pks, hashes, vectors;
     if cardinality(written) = 0 then
         return;
@@ -877,21 +1698,123 @@ begin
     delete from autoembed.row_state s using unnest(pks, hashes) b(pk, hash)  -- a join: stays an index scan
     where b.hash is null and b.pk = any(written) and s.source_id = src.id and s.pk = b.pk;
     delete from autoembed.failures f where f.source_id = src.id and f.pk = any(written);
-    update autoembed.sources s set last_success_at = now()
-    where s.id = src.id and (s.last_success_at is null or s.last_success_at < now() - interval '1 second');
+    -- a write succeeded: whatever the worker reported wrong with the source is over
+    update autoembed.sources s set last_success_at = now(), problem = null, problem_at = null
+    where s.id = src.id
+      and (s.last_success_at is null or s.last_success_at < now() - interval '1 second' or s.problem is not null);
     return query select unnest(written);
 end
 $$;
 revoke execute on function autoembed.write_embeddings(int, text, text, text[], uuid[], vector[]) from public;
 grant execute on function autoembed.write_embeddings(int, text, text, text[], uuid[], vector[]) to autoembed_worker;
 
+-- 085_write_chunks.sql
+-- Chunk write-back: a row's chunks replaced together, only for the content they were cut from.
+-- Current definitions, re-applied by every `autoembed migrate` (create or replace): edit here.
+
+-- pgvector's `vector` type, schema-qualified (it may live in `public` or `extensions`).
+create or replace function autoembed.vector_type()
+returns text
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select format('%I.%I', n.nspname, t.typname)
+    from pg_type t
+    join pg_namespace n on n.oid = t.typnamespace
+    join pg_depend d on d.classid = 'pg_type'::regclass and d.objid = t.oid and d.deptype = 'e'
+    join pg_extension e on e.oid = d.refobjid and e.extname = 'vector'
+    where t.typname = 'vector'
+$$;
+
+-- The vectors the given rows' chunks have now, by chunk text hash: the worker embeds only chunks
+-- whose text none of them has.
+create or replace function autoembed.load_chunk_vectors(source_id int, pks text[])
+returns table (pk text, chunk_hash uuid, embedding vector)
+language plpgsql stable
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    src autoembed.sources;
+begin
+    select * into src from autoembed.sources s where s.id = load_chunk_vectors.source_id;
+    if src.chunk_table is null or not exists (select from pg_class c where c.oid = src.chunk_table) then
+        return;
+    end if;
+    return query execute format(
+        'select distinct on (c.parent_pk, c.chunk_hash) c.parent_pk::text, c.chunk_hash, c.embedding::%s
+         from %s c where c.parent_pk = any($1::%s[])',
+        autoembed.vector_type(), src.chunk_table, autoembed.key_type(src))
+    using pks;
+end
+$$;
+revoke execute on function autoembed.load_chunk_vectors(int, text[]) from public;
+grant execute on function autoembed.load_chunk_vectors(int, text[]) to autoembed_worker;
+
+-- Write rows' own vectors (the mean of their chunks') through autoembed.write_embeddings, which
+-- guards each by the row's content hash and locks the row, and, in one more statement, replace
+-- the chunks of exactly the rows it wrote: chunks the new set does not have are deleted, new
+-- ones inserted, kept ones only moved (position, offsets; untouched where neither changed).
+-- A reader sees the old chunks of a row or the new ones, never a mix. Rows whose content changed
+-- meanwhile keep the chunks they had; the job for their new content replaces them. `chunk_pks`
+-- and the other chunk arrays run in parallel, one element per chunk; a row written with a NULL
+-- vector (empty content) loses its chunks. Returns the rows written, as write_embeddings does.
+create or replace function autoembed.write_chunks(source_id int, embedder text, model text, pks text[], hashes uuid[],
+                                                  vectors vector[], chunk_pks text[], chunk_hashes uuid[],
+                                                  occurrences int[], positions int[], starts int[], ends int[],
+                                                  texts text[], chunk_vectors vector[])
+returns table (pk text)
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    src autoembed.sources;
+    key_type text;
+    written text[];
+begin
+    written := array(select w.pk from autoembed.write_embeddings(source_id, embedder, model, pks, hashes, vectors) w);
+    select * into src from autoembed.sources s where s.id = write_chunks.source_id;
+    if cardinality(written) = 0 or src.chunk_table is null then
+        return query select unnest(written);
+        return;
+    end if;
+    key_type := autoembed.key_type(src);
+    execute format(
+        'with new as (
+             select n.* from unnest($1::text[], $2::uuid[], $3::int[], $4::int[], $5::int[], $6::int[], $7::text[], $8)
+                 as n (pk, chunk_hash, occurrence, position, start_char, end_char, chunk, embedding)
+             where n.pk = any($9)
+         ), gone as (
+             delete from %1$s c
+             where c.parent_pk = any($9::%2$s[])
+               and not exists (select from new n where n.pk::%2$s = c.parent_pk and n.chunk_hash = c.chunk_hash
+                                                   and n.occurrence = c.occurrence)
+         )
+         insert into %1$s as c (parent_pk, chunk_hash, occurrence, position, start_char, end_char, chunk, embedding)
+         select n.pk::%2$s, n.chunk_hash, n.occurrence, n.position, n.start_char, n.end_char, n.chunk, n.embedding
+         from new n
+         on conflict (parent_pk, chunk_hash, occurrence) do update
+         set position = excluded.position, start_char = excluded.start_char, end_char = excluded.end_char
+         where (c.position, c.start_char, c.end_char)
+               is distinct from (excluded.position, excluded.start_char, excluded.end_char)',
+        src.chunk_table, key_type)
+    using chunk_pks, chunk_hashes, occurrences, positions, starts, ends, texts, chunk_vectors, written;
+    return query select unnest(written);
+end
+$$;
+revoke execute on function autoembed.write_chunks(int, text, text, text[], uuid[], vector[], text[], uuid[], int[], int[],
+                                                  int[], int[], text[], vector[]) from public;
+grant execute on function autoembed.write_chunks(int, text, text, text[], uuid[], vector[], text[], uuid[], int[], int[],
+                                                 int[], int[], text[], vector[]) to autoembed_worker;
+
 -- 090_failures.sql
 -- Failure records.
 -- Current definitions, re-applied by every `autoembed migrate` (create or replace): edit here.
 
 -- Record rows that could not be embedded, unless their content changed meanwhile (a newer job
--- then owns the row). Where the source is broken the guard cannot run: record them anyway.
--- Returns the rows recorded.
+-- then owns the row). Where the source is broken the guard cannot run: record them anyway. A key
+-- that cannot be one of the table's names no row and is never recorded. Returns the rows recorded.
 create or replace function autoembed.record_failures(source_id int, pks text[], hashes uuid[], error_classes text[],
                                           error_messages text[], attempts int[])
 returns table (pk text)
@@ -902,6 +1825,7 @@ as $$
 declare
     src autoembed.sources;
     pk_type text;
+    keys text[];
     current_rows autoembed.loaded_row[];
 begin
     select * into src from autoembed.sources s where s.id = record_failures.source_id;
@@ -913,12 +1837,14 @@ begin
         -- key until this transaction ends (a DELETE committed meanwhile left its record behind).
         src := autoembed.current_names(src);
         pk_type := autoembed.key_type(src);
+        keys := array(select k from unnest(pks) k
+                      where k not in (select i.pk from autoembed.invalid_keys(src, pks) i));
         execute format('select count(*) from (select from %1$s t where t.%2$I = any($1::%3$s[]) for key share of t) l',
                        src.source, src.pk_column, pk_type)
-        using pks;
-        current_rows := array(select l from autoembed.load_content(record_failures.source_id, pks) l);
+        using keys;
+        current_rows := array(select l from autoembed.load_content(record_failures.source_id, keys) l);
     exception when undefined_column or undefined_table or undefined_function then
-        current_rows := array(select row(b.pk, null, b.hash, false, null)::autoembed.loaded_row
+        current_rows := array(select row(b.pk, null, b.hash, false, null, null)::autoembed.loaded_row
                               from unnest(pks, hashes) b(pk, hash));
     end;
     return query
@@ -937,39 +1863,71 @@ $$;
 revoke execute on function autoembed.record_failures(int, text[], uuid[], text[], text[], int[]) from public;
 grant execute on function autoembed.record_failures(int, text[], uuid[], text[], text[], int[]) to autoembed_worker;
 
+-- What the worker found wrong with a source (NULL: nothing), shown by autoembed.status as its state
+-- until a write to it succeeds (autoembed.write_embeddings clears it) or it is watched again.
+create or replace function autoembed.report_problem(source_id int, problem text)
+returns void
+language sql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+    update autoembed.sources s set problem = left(report_problem.problem, 2000), problem_at = now()
+    where s.id = report_problem.source_id and s.problem is distinct from left(report_problem.problem, 2000)
+$$;
+revoke execute on function autoembed.report_problem(int, text) from public;
+grant execute on function autoembed.report_problem(int, text) to autoembed_worker;
+
 -- 100_status.sql
 -- Status: per-source progress, the queue, optional capabilities.
 -- Current definitions, re-applied by every `autoembed migrate` (create or replace): edit here.
 
--- Per source: rows, embedded, pending rows (those of autoembed.jobs), failures, and a state.
+-- Per source: rows, embedded, pending rows (those of autoembed.jobs), failures, rows that are none
+-- of these (unaccounted: missing an embedding with neither a job nor a failure record; the sweep
+-- re-enqueues them), and a state: 'ok' only while every row is accounted for and nothing is wrong;
+-- otherwise 'table dropped', 'broken: ...' (a column or the content function is gone, or the worker
+-- reported that it cannot serve the source: a model that does not load or has another dimension,
+-- content that cannot be read), 'embedder unavailable: ...' (the worker keeps the rows queued and
+-- probes), or the count of unaccounted rows. A problem the worker reported counts until a write
+-- succeeds or the source is watched again.
 create or replace function autoembed.source_status()
 returns table (source_id int, source text, state text, embedder text, model text, rows bigint,
-               embedded bigint, pending bigint, failed bigint, oldest_pending_age interval,
+               embedded bigint, pending bigint, failed bigint, unaccounted bigint, oldest_pending_age interval,
                last_success_at timestamptz)
 language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
 declare
     src autoembed.sources;
+    reported text;
 begin
     for src in select * from autoembed.sources order by id loop
         source_id := src.id;
         embedder := src.embedder;
         model := src.model;
         last_success_at := src.last_success_at;
+        reported := case when src.problem_at >= src.updated_at then src.problem end;
         select count(distinct j.pk), now() - min(j.enqueued_at) into pending, oldest_pending_age
         from autoembed.jobs j where j.source_id = src.id;
         select count(*) into failed from autoembed.failures f where f.source_id = src.id;
         rows := null;
         embedded := null;
+        unaccounted := null;
         source := src.table_name;
         begin
             src := autoembed.current_names(src);
             perform autoembed.content_expr(src, 't');
             source := src.source::text;
-            state := 'ok';
-            execute format('select count(*), count(%I) from %s', src.embedding_column, src.source)
-            into rows, embedded;
+            execute format(
+                'select count(*), count(t.%1$I), count(*) filter (where t.%1$I is null and f.pk is null and j.pk is null)
+                 from %2$s t
+                 left join autoembed.failures f on f.source_id = $1 and f.pk = t.%3$I::text
+                 left join (select distinct jobs.pk from autoembed.jobs where jobs.source_id = $1) j on j.pk = t.%3$I::text',
+                src.embedding_column, src.source, src.pk_column)
+            into rows, embedded, unaccounted using src.id;
+            state := case when reported is not null then reported
+                          when unaccounted > 0 then format('%s rows unaccounted for (no embedding, job or failure): '
+                                                           'autoembed.sweep() re-enqueues them', unaccounted)
+                          else 'ok' end;
         exception
             when undefined_table then
                 state := 'table dropped';
@@ -983,7 +1941,7 @@ end
 $$;
 
 create or replace view autoembed.status as select * from autoembed.source_status();
-comment on view autoembed.status is 'Per watched table: rows, embedded, pending jobs, failures, oldest pending age, last success.';
+comment on view autoembed.status is 'Per watched table: its state, rows, embedded, pending jobs, failures, unaccounted rows, oldest pending age, last success.';
 
 -- The visible length is counted here: pgmq.metrics() has it only from pgmq 1.5 (Supabase ships 1.4.4).
 create or replace view autoembed.queue_status as
@@ -994,33 +1952,113 @@ select m.queue_name, m.queue_length,
 from pgmq.metrics('autoembed_jobs') m;
 comment on view autoembed.queue_status is 'pgmq metrics of the autoembed job queue (lengths in messages), and the rows its messages name.';
 
-create or replace function autoembed.capabilities()
-returns table (feature text, available boolean, detail text)
+-- The database a background worker of pg_cron or pg_net serves: each connects to one database
+-- (cron.database_name, pg_net.database_name) and stays connected. Read from pg_stat_activity, which
+-- any role may read: cron.database_name itself is readable only with pg_read_all_settings. Another
+-- role's session shows no backend_type without pg_read_all_stats, so its application_name is
+-- taken then, from superuser sessions only (the workers run as the bootstrap superuser).
+create or replace function autoembed.background_worker_database(worker_type text, worker_name text)
+returns name
 language sql stable
 set search_path = pg_catalog, pg_temp
 as $$
-    select 'vector', true, 'pgvector ' || (select extversion from pg_extension where extname = 'vector')
-    union all
-    select 'pgmq', true, coalesce('pgmq extension ' || (select extversion from pg_extension where extname = 'pgmq'),
-                                  'pgmq SQL-only install (no extension)')
-    union all
-    select 'pg_cron', e.extversion is not null,
-           case when e.extversion is not null then 'pg_cron ' || e.extversion || ': sweep job ' ||
-                    case when exists (select from pg_namespace where nspname = 'cron')
-                         then 'scheduled' else 'not scheduled' end
-                when exists (select from pg_available_extensions where name = 'pg_cron')
-                    then 'available but not enabled in this database (cron.database_name = ' ||
-                         coalesce(current_setting('cron.database_name', true), 'postgres') ||
-                         '): the every-minute sweep of missed rows does not run; run `autoembed sweep` from a scheduler'
-                else 'not installed: the every-minute sweep of missed rows does not run; run `autoembed sweep` from a scheduler' end
-    from (select (select extversion from pg_extension where extname = 'pg_cron') as extversion) e
-    union all
-    select 'pg_net', e.extversion is not null,
-           case when e.extversion is not null then 'pg_net ' || e.extversion
-                else 'not installed: the database cannot wake an HTTP worker by itself (autoembed.schedule_drain_requests); run `autoembed worker`' end
-    from (select (select extversion from pg_extension where extname = 'pg_net') as extversion) e
+    select a.datname from pg_stat_activity a
+    where a.datname is not null
+      and (a.backend_type like worker_type
+           or (a.backend_type is null and a.application_name like worker_name
+               and exists (select from pg_roles r where r.oid = a.usesysid and r.rolsuper)))
+    limit 1
 $$;
-comment on function autoembed.capabilities is 'Which optional extensions are present, and what is missing without them.';
+
+-- Whether pg_cron runs this database's jobs: the extension is here and its scheduler serves it.
+create or replace function autoembed.pg_cron_runs_here()
+returns boolean
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select exists (select from pg_extension where extname = 'pg_cron')
+       and autoembed.background_worker_database('pg_cron launcher', 'pg_cron scheduler') = current_database()
+$$;
+
+-- Whether pg_net sends the requests queued in this database: the extension is here and its worker
+-- serves it. Elsewhere net.http_post queues requests that are never sent.
+create or replace function autoembed.pg_net_sends_here()
+returns boolean
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select exists (select from pg_extension where extname = 'pg_net')
+       and autoembed.background_worker_database('pg\_net%', 'pg\_net %') = current_database()
+$$;
+
+-- Per optional capability: is it there, working in this database, and what does its absence cost.
+create or replace function autoembed.capabilities()
+returns table (feature text, available boolean, detail text)
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    cron_version text := (select extversion from pg_extension where extname = 'pg_cron');
+    net_version text := (select extversion from pg_extension where extname = 'pg_net');
+    cron_db name := autoembed.background_worker_database('pg_cron launcher', 'pg_cron scheduler');
+    net_db name := autoembed.background_worker_database('pg\_net%', 'pg\_net %');
+    no_sweep constant text := 'the every-minute sweep of missed rows does not run; run `autoembed sweep` from a scheduler';
+    no_push constant text := 'the database cannot wake an HTTP worker by itself (autoembed.schedule_drain_requests); run `autoembed worker`';
+    sweep_job boolean := false;
+    missing text;
+begin
+    feature := 'vector'; available := true;
+    detail := 'pgvector ' || (select extversion from pg_extension where extname = 'vector') || ' in schema ' ||
+              (select extnamespace::regnamespace::text from pg_extension where extname = 'vector');
+    return next;
+
+    feature := 'pgmq'; available := true;
+    detail := coalesce('pgmq extension ' || (select extversion from pg_extension where extname = 'pgmq'),
+                       'pgmq SQL-only install (no extension)');
+    return next;
+
+    feature := 'pg_cron'; available := autoembed.pg_cron_runs_here();
+    if available then
+        if has_table_privilege('cron.job', 'select') then
+            execute 'select exists (select from cron.job where jobname = ''autoembed-sweep'')' into sweep_job;
+        end if;
+        detail := format('pg_cron %s: sweep job %s', cron_version, case when sweep_job then 'scheduled' else 'not scheduled' end);
+    elsif cron_version is not null then
+        detail := format('pg_cron %s is installed here, but its scheduler runs the jobs of %s: %s', cron_version,
+                         coalesce('database ' || quote_ident(cron_db), 'no database (it is not in shared_preload_libraries)'), no_sweep);
+    elsif exists (select from pg_available_extensions where name = 'pg_cron') then
+        detail := format('available but not enabled in this database%s: %s',
+                         coalesce(' (its scheduler runs in database ' || quote_ident(cron_db) || ')', ''), no_sweep);
+    else
+        detail := 'not installed: ' || no_sweep;
+    end if;
+    return next;
+
+    feature := 'pg_net'; available := autoembed.pg_net_sends_here();
+    if available then
+        detail := format('pg_net %s: its worker sends the requests of this database', net_version);
+    elsif net_version is not null then
+        detail := format('pg_net %s is installed here, but its worker sends the requests of %s (pg_net.database_name), '
+                         'so requests queued here are never sent: %s', net_version,
+                         coalesce('database ' || quote_ident(net_db), 'no database (it is not in shared_preload_libraries)'), no_push);
+    else
+        detail := 'not installed: ' || no_push;
+    end if;
+    return next;
+
+    feature := 'vault'; available := autoembed.vault_available();
+    detail := case when available then 'Supabase Vault: drain tokens are kept there'
+                   else 'no Supabase Vault: drain tokens are kept in autoembed.drain_targets, readable by its owner only' end;
+    return next;
+
+    feature := 'privileges';
+    select string_agg(format('%s (as %I)', m.statement, m.run_as), '; ') into missing from autoembed.missing_grants() m;
+    available := missing is null;
+    detail := coalesce('autoembed''s roles lack: ' || missing, 'autoembed_worker and autoembed_search hold what they need');
+    return next;
+end
+$$;
+comment on function autoembed.capabilities is 'Which optional capabilities work in this database, and what is missing without them.';
 
 -- 110_sweep.sql
 -- The sweep: re-enqueue rows every other path missed.
@@ -1074,8 +2112,10 @@ $$;
 -- pg_net + pg_cron: the database wakes an HTTP-triggered worker.
 -- Current definitions, re-applied by every `autoembed migrate` (create or replace): edit here.
 
--- Serverless deployments, e.g. a container that drains per request. Supabase ships both extensions.
--- Without pg_net these functions exist but refuse with a clear error; nothing else depends on them.
+-- Push mode: pg_cron runs autoembed.request_drain(target) on a schedule, which POSTs to an
+-- `autoembed serve` (a container that may scale to zero) when jobs wait; the server drains the queue.
+-- Supabase ships both extensions. Where pg_net is absent, or its worker serves another database,
+-- these functions refuse with a clear error; nothing else depends on them.
 
 -- Validate a pg_cron schedule for this server: 'N seconds' needs pg_cron 1.5+ (Supabase ships 1.6);
 -- pg_cron 1.4 (Debian 12) schedules by the minute only.
@@ -1114,7 +2154,8 @@ begin
 end
 $$;
 
--- Both drain functions need pg_net and an http(s) URL; `caller` names the function in the error.
+-- Where a drain request can be sent from here: pg_net's worker must serve this database, and a
+-- target's URL must be http(s). `caller` names the function in the error.
 create or replace function autoembed.check_drain_target(caller text, url text)
 returns void
 language plpgsql stable
@@ -1125,76 +2166,209 @@ begin
         raise exception '% needs pg_net, which is not installed in this database', caller
             using hint = 'On Supabase enable pg_net; elsewhere run `autoembed worker`, which listens for new jobs itself.';
     end if;
+    if not autoembed.pg_net_sends_here() then
+        raise exception '%: pg_net''s worker does not send the requests of database %: a request queued here is never sent',
+            caller, current_database()
+            using hint = 'pg_net sends from the one database named by pg_net.database_name (see autoembed.capabilities()); use that database, or run `autoembed worker`.';
+    end if;
     if url is null or url !~ '^https?://' then
         raise exception '%: url must start with http:// or https://, got %', caller, quote_nullable(url);
     end if;
 end
 $$;
 
--- POST {queue, visible_jobs} to `url` when jobs are waiting; returns pg_net's request id (NULL: none waiting).
-create or replace function autoembed.request_drain(url text, headers jsonb default '{}', timeout_ms int default 5000)
-returns bigint
+-- Where Supabase Vault is there: vault.decrypted_secrets, vault.create_secret and vault.update_secret
+-- (called with their first arguments only: new_secret, new_name, new_description / secret_id, new_secret).
+create or replace function autoembed.vault_available()
+returns boolean
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select to_regclass('vault.decrypted_secrets') is not null
+       and (select count(distinct p.proname) = 2 from pg_proc p
+            where p.pronamespace = to_regnamespace('vault') and p.proname in ('create_secret', 'update_secret'))
+$$;
+
+-- Keep `token` for target `name`: in Vault where it is (a secret named autoembed_drain_<name>, its
+-- id in drain_targets.vault_secret_id), else in drain_targets.token.
+-- Optional extensions (vault, net, cron) are named at run time (EXECUTE format('%I'...)), so that
+-- neither PL/pgSQL nor plpgsql_check (`supabase db lint`) resolves them where they are absent.
+create or replace function autoembed.store_drain_token(name text, token text)
+returns void
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
+    target autoembed.drain_targets;
+    secret_id uuid;
+begin
+    select * into strict target from autoembed.drain_targets t where t.name = store_drain_token.name for update;
+    if not autoembed.vault_available() then
+        update autoembed.drain_targets t set token = store_drain_token.token, updated_at = now() where t.name = target.name;
+        return;
+    end if;
+    if target.vault_secret_id is not null then
+        execute format('select %I.update_secret($1, $2)', 'vault') using target.vault_secret_id, token;
+        secret_id := target.vault_secret_id;
+    else
+        execute format('select %I.create_secret($1, $2, $3)', 'vault') into secret_id
+        using token, 'autoembed_drain_' || target.name, 'bearer token of autoembed drain target ' || target.name;
+    end if;
+    update autoembed.drain_targets t set token = null, vault_secret_id = secret_id, updated_at = now()
+    where t.name = target.name;
+end
+$$;
+revoke execute on function autoembed.store_drain_token(text, text) from public;
+
+-- Register (or change) a drain target: the URL of an `autoembed serve` and its AUTOEMBED_DRAIN_TOKEN.
+create or replace function autoembed.set_drain_target(name text, url text, token text, timeout_ms int default 5000)
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if url is null or url !~ '^https?://' then
+        raise exception 'autoembed.set_drain_target: url must start with http:// or https://, got %', quote_nullable(url);
+    end if;
+    if token is null or btrim(token) = '' then
+        raise exception 'autoembed.set_drain_target: token must not be empty (it is the server''s AUTOEMBED_DRAIN_TOKEN)';
+    end if;
+    insert into autoembed.drain_targets as t (name, url, timeout_ms) values (name, url, coalesce(timeout_ms, 5000))
+    on conflict on constraint drain_targets_pkey do update
+    set url = excluded.url, timeout_ms = excluded.timeout_ms, updated_at = now();
+    perform autoembed.store_drain_token(name, btrim(token));
+end
+$$;
+comment on function autoembed.set_drain_target is 'Register where drain requests go: an `autoembed serve` URL (…/drain) and its bearer token (kept in Vault where there is one).';
+revoke execute on function autoembed.set_drain_target(text, text, text, int) from public;
+
+-- POST {queue, visible_jobs} with the target's bearer token when jobs are waiting; returns pg_net's
+-- request id (NULL: none waiting). SECURITY DEFINER: it reads the token, which its caller (a pg_cron
+-- job whose command names only the target) never sees.
+create or replace function autoembed.request_drain(target text default 'default')
+returns bigint
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    t autoembed.drain_targets;
+    token text;
     visible bigint;
     request_id bigint;
 begin
-    perform autoembed.check_drain_target('autoembed.request_drain', url);
+    select * into t from autoembed.drain_targets d where d.name = target;
+    if not found then
+        raise exception 'autoembed.request_drain: no drain target %', quote_nullable(target)
+            using hint = 'Register it with autoembed.set_drain_target(name, url, token).';
+    end if;
+    perform autoembed.check_drain_target('autoembed.request_drain', t.url);
     select count(*) into visible from pgmq.q_autoembed_jobs where vt <= clock_timestamp();
     if visible = 0 then
         return null;
     end if;
-    execute 'select net.http_post(url := $1, body := $2, headers := $3, timeout_milliseconds := $4)'
+    if t.vault_secret_id is not null then
+        execute format('select decrypted_secret from %I.decrypted_secrets where id = $1', 'vault')
+        into token using t.vault_secret_id;
+    else
+        token := t.token;
+    end if;
+    execute format('select %I.http_post(url := $1, body := $2, headers := $3, timeout_milliseconds := $4)', 'net')
     into request_id
-    using url, jsonb_build_object('queue', 'autoembed_jobs', 'visible_jobs', visible),
-          '{"Content-Type": "application/json"}'::jsonb || coalesce(headers, '{}'), timeout_ms;
+    using t.url, jsonb_build_object('queue', 'autoembed_jobs', 'visible_jobs', visible),
+          jsonb_build_object('Content-Type', 'application/json', 'Authorization', 'Bearer ' || token), t.timeout_ms;
     return request_id;
 end
 $$;
+comment on function autoembed.request_drain is 'POST a drain request to a drain target when embedding jobs wait (needs pg_net sending from this database).';
+revoke execute on function autoembed.request_drain(text) from public;
 
--- Schedule autoembed.request_drain with pg_cron.
-create or replace function autoembed.schedule_drain_requests(url text, every text default '10 seconds', headers jsonb default '{}')
+-- Schedule autoembed.request_drain(target) with pg_cron: the job's command names the target only.
+create or replace function autoembed.schedule_drain_requests(target text default 'default', every text default '10 seconds')
 returns bigint
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
     schedule text := autoembed.drain_schedule(every);
+    url text := (select d.url from autoembed.drain_targets d where d.name = target);
+    job_id bigint;
 begin
+    if url is null then
+        raise exception 'autoembed.schedule_drain_requests: no drain target %', quote_nullable(target)
+            using hint = 'Register it first with autoembed.set_drain_target(name, url, token).';
+    end if;
     perform autoembed.check_drain_target('autoembed.schedule_drain_requests', url);
-    return cron.schedule('autoembed-drain-requests', schedule,
-                         format('select autoembed.request_drain(%L, %L::jsonb)', url, coalesce(headers, '{}')));
+    if not autoembed.pg_cron_runs_here() then
+        raise exception 'autoembed.schedule_drain_requests: pg_cron''s scheduler does not run the jobs of database %', current_database()
+            using hint = 'pg_cron runs jobs in the one database named by cron.database_name (see autoembed.capabilities()).';
+    end if;
+    execute format('select %I.schedule($1, $2, $3)', 'cron') into job_id
+    using 'autoembed-drain-requests', schedule, format('select autoembed.request_drain(%L)', target);
+    return job_id;
 end
 $$;
-comment on function autoembed.schedule_drain_requests is 'Every `every` (''10 seconds'' on pg_cron 1.5+), POST to `url` when embedding jobs wait (needs pg_net and pg_cron).';
+comment on function autoembed.schedule_drain_requests is 'Every `every` (''10 seconds'' on pg_cron 1.5+), POST to a drain target when embedding jobs wait (needs pg_net and pg_cron serving this database).';
+revoke execute on function autoembed.schedule_drain_requests(text, text) from public;
 
 -- Stop the drain requests scheduled above.
 create or replace function autoembed.unschedule_drain_requests()
 returns boolean
-language plpgsql  -- late-bound: the cron schema may not exist
+language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    done boolean;
 begin
-    return cron.unschedule('autoembed-drain-requests');
+    execute format('select %I.unschedule($1)', 'cron') into done using 'autoembed-drain-requests';
+    return done;
+end
+$$;
+
+-- Where Vault is there, no token stays in drain_targets (a target registered before it was).
+do $$
+declare
+    target record;
+begin
+    if autoembed.vault_available() then
+        for target in select name, token from autoembed.drain_targets where token is not null loop
+            perform autoembed.store_drain_token(target.name, target.token);
+        end loop;
+    end if;
 end
 $$;
 
 -- 130_search.sql
--- Search: nearest rows to a query vector.
+-- Search: nearest rows to a query vector, and for a chunked watch each row's best chunk.
 -- Current definitions, re-applied by every `autoembed migrate` (create or replace): edit here.
 
--- Nearest rows to a query vector by the source's distance; runs as the caller, so RLS applies.
-create or replace function autoembed.search(source regclass, query vector, k int default 5)
-returns table (pk text, content text, distance double precision)
-language plpgsql stable
+-- The k rows nearest to a query vector by the source's distance. For a chunked watch, rows are
+-- ranked by their nearest chunk, which comes with its text and position; with chunks_per_row > 1
+-- a row may come back with up to that many of its chunks (the k nearest chunks, at most
+-- chunks_per_row of a row: passages for a reader or a language model). `content` is the row's
+-- content either way. Runs as the caller, so privileges and RLS of the watched table apply (and
+-- the chunk table's, which shows a role only the chunks of rows it may read). A row whose vector
+-- is cleared (its content changed and is not embedded yet) is not returned.
+--
+-- Chunks are read through the chunk table's vector index where it has one: the nearest
+-- candidates first, more (4x each round) until k rows are found or no chunk is left. Each round
+-- searches the index with hnsw.ef_search at twice its candidates (at least pgvector's default 40,
+-- at most its maximum 1000). pgvector 0.8's iterative index scans let a round go past ef_search;
+-- before 0.8 a round is capped at 1000 candidates.
+create or replace function autoembed.search(source regclass, query vector, k int default 5, chunks_per_row int default 1)
+returns table (pk text, content text, distance double precision, chunk text, chunk_position int)
+language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
     src autoembed.sources := autoembed.current_names(autoembed.source_by_table(source));
     col_type text;
     op text;
+    candidates int;
+    found_rows int;
+    results autoembed.search_hit[];
+    saved_ef_search text;
+    saved_iterative text;
 begin
     if query is null then
         raise exception 'autoembed.search: query vector must not be NULL';
@@ -1206,18 +2380,142 @@ begin
     if k is null or k < 1 then
         raise exception 'autoembed.search: k must be at least 1';
     end if;
+    if chunks_per_row is null or chunks_per_row < 1 then
+        raise exception 'autoembed.search: chunks_per_row must be at least 1';
+    end if;
     select format_type(a.atttypid, a.atttypmod),
            format('operator(%I.%s)', n.nspname,
                   case src.distance when 'cosine' then '<=>' when 'l2' then '<->' else '<#>' end)
     into col_type, op
     from pg_attribute a join pg_type t on t.oid = a.atttypid join pg_namespace n on n.oid = t.typnamespace
     where a.attrelid = src.source and a.attnum = src.embedding_attnum;
-    return query execute format(
-        'select t.%1$I::text, %2$s, (t.%3$I %4$s $1::%5$s)::float8
-         from %6$s t where t.%3$I is not null order by t.%3$I %4$s $1::%5$s limit $2',
-        src.pk_column, autoembed.content_expr(src, 't'), src.embedding_column, op, col_type, src.source)
-    using query, k;
+    if src.chunk_table is null then
+        return query execute format(
+            'select t.%1$I::text, %2$s, (t.%3$I %4$s $1::%5$s)::float8, null::text, null::int
+             from %6$s t where t.%3$I is not null order by t.%3$I %4$s $1::%5$s limit $2',
+            src.pk_column, autoembed.content_expr(src, 't'), src.embedding_column, op, col_type, src.source)
+        using query, k;
+        return;
+    end if;
+
+    saved_ef_search := current_setting('hnsw.ef_search', true);
+    saved_iterative := current_setting('hnsw.iterative_scan', true);
+    if saved_iterative is not null then
+        perform set_config('hnsw.iterative_scan', 'relaxed_order', true);
+    end if;
+    candidates := greatest(4 * k, 40);
+    loop
+        perform set_config('hnsw.ef_search', least(greatest(2 * candidates, 40), 1000)::text, true);
+        execute format(
+            'with nearest as (
+                 select c.parent_pk, c.chunk, c.position, (c.embedding %1$s $1::%2$s)::float8 as distance
+                 from %3$s c order by c.embedding %1$s $1::%2$s limit $3
+             ), best as (
+                 select n.* from (select n.*, row_number() over (partition by n.parent_pk
+                                                                 order by n.distance, n.position) as rank
+                                  from nearest n) n
+                 where n.rank <= $4
+             )
+             select array(
+                 select row(t.%4$I::text, %5$s, b.distance, b.chunk, b.position)::autoembed.search_hit
+                 from best b join %6$s t on t.%4$I = b.parent_pk
+                 where t.%7$I is not null
+                 order by b.distance, b.parent_pk, b.position limit $2),
+                 (select count(*) from nearest)::int',
+            op, col_type, src.chunk_table, src.pk_column, autoembed.content_expr(src, 't'), src.source,
+            src.embedding_column)
+        into results, found_rows using query, k, candidates, chunks_per_row;
+        exit when cardinality(results) >= k or found_rows < candidates;
+        candidates := candidates * 4;
+    end loop;
+    perform set_config('hnsw.ef_search', coalesce(saved_ef_search, '40'), true);
+    if saved_iterative is not null then
+        perform set_config('hnsw.iterative_scan', saved_iterative, true);
+    end if;
+    return query select r.* from unnest(results) r;
 end
 $$;
-comment on function autoembed.search is 'The k rows nearest to a query vector, by the table''s distance. Respects RLS.';
-grant execute on function autoembed.search(regclass, vector, int) to autoembed_search;
+comment on function autoembed.search is 'The k rows nearest to a query vector by the table''s distance; for a chunked watch each with its nearest chunk (or up to chunks_per_row of them). Respects RLS.';
+grant execute on function autoembed.search(regclass, vector, int, int) to autoembed_search;
+
+-- What a client that embeds its own query needs to know: the prompt to put before it, and the
+-- model and dimension to embed it with.
+create or replace function autoembed.search_settings(source regclass)
+returns table (embedder text, model text, dimensions int, query_prompt text, chunked boolean)
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select s.embedder, s.model, s.dimensions, s.query_prompt, s.chunk_table is not null
+    from autoembed.sources s where s.source = search_settings.source
+$$;
+comment on function autoembed.search_settings is 'How to embed a query for autoembed.search on this table: embedder, model, dimensions and the query prompt.';
+grant execute on function autoembed.search_settings(regclass) to autoembed_search;
+
+-- 140_privileges.sql
+-- Privileges outside the autoembed schema: what autoembed_worker and autoembed_search need on
+-- pgmq's objects and on pgvector's schema, granted by whoever may grant them.
+-- Current definitions, re-applied by every `autoembed migrate` (create or replace): edit here.
+
+-- A GRANT by a role that does not hold the privilege with grant option (one that does not own
+-- the object) grants nothing and only warns: on Supabase, `grant usage on schema pgmq` run by
+-- `postgres` where another role owns the schema. The worker then fails at run time
+-- (`permission denied for schema pgmq`). So the migration checks what is in effect instead.
+
+-- Each privilege autoembed's roles need and do not hold: the GRANT that gives it, the role that
+-- may run it (the object's owner), and whether the current role may run it itself.
+create or replace function autoembed.missing_grants()
+returns table (statement text, run_as name, grantable boolean)
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    with schemas (role_name, schema_oid) as (
+        select 'autoembed_worker'::name, 'pgmq'::regnamespace::oid
+        union all
+        select r.role_name, e.extnamespace
+        from pg_extension e cross join (values ('autoembed_worker'::name), ('autoembed_search'::name)) r (role_name)
+        where e.extname = 'vector'
+    ), tables (role_name, table_oid, privilege) as (
+        select 'autoembed_worker'::name, c.oid, p.privilege
+        from pg_class c
+        cross join lateral unnest(case c.relname when 'q_autoembed_jobs' then array['select', 'update', 'delete']
+                                                 else array['select', 'insert'] end) p (privilege)
+        where c.relnamespace = 'pgmq'::regnamespace and c.relname in ('q_autoembed_jobs', 'a_autoembed_jobs')
+    ), functions (role_name, function_oid) as (
+        select 'autoembed_worker'::name, p.oid from pg_proc p
+        where p.pronamespace = 'pgmq'::regnamespace
+          and p.proname in ('read', 'delete', 'archive', 'set_vt', 'format_table_name')
+    )
+    select format('grant usage on schema %I to %I', n.nspname, s.role_name), n.nspowner::regrole::name,
+           has_schema_privilege(current_user, n.oid, 'usage with grant option')
+    from schemas s join pg_namespace n on n.oid = s.schema_oid
+    where not has_schema_privilege(s.role_name, n.oid, 'usage')
+    union all
+    select format('grant %s on table %s to %I', t.privilege, c.oid::regclass, t.role_name), c.relowner::regrole::name,
+           has_table_privilege(current_user, c.oid, t.privilege || ' with grant option')
+    from tables t join pg_class c on c.oid = t.table_oid
+    where not has_table_privilege(t.role_name, c.oid, t.privilege)
+    union all
+    select format('grant execute on function %s to %I', p.oid::regprocedure, f.role_name), p.proowner::regrole::name,
+           has_function_privilege(current_user, p.oid, 'execute with grant option')
+    from functions f join pg_proc p on p.oid = f.function_oid
+    where not has_function_privilege(f.role_name, p.oid, 'execute')
+    order by 1
+$$;
+comment on function autoembed.missing_grants is 'Privileges autoembed_worker and autoembed_search need on pgmq and pgvector''s schema and do not hold: the GRANT, and who may run it.';
+
+-- Grant what the migrating role may grant; refuse to finish while anything is still missing.
+do $$
+declare
+    missing record;
+    still text;
+begin
+    for missing in select * from autoembed.missing_grants() where grantable loop
+        execute missing.statement;
+    end loop;
+    select string_agg(format('%s;  -- as %I', m.statement, m.run_as), E'\n') into still from autoembed.missing_grants() m;
+    if still is not null then
+        raise exception 'autoembed: % may not grant what autoembed''s roles need (a GRANT by a role without the grant option grants nothing):%', current_user, E'\n' || still
+            using hint = 'Run each statement as the role named beside it (the owner of the object, or a superuser), then migrate again.';
+    end if;
+end
+$$;

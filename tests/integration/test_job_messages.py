@@ -1,15 +1,21 @@
 """Job messages name chunks of rows (a key range, or a list of keys): reads by row budget, splits,
-per-row retries inside a chunk, and messages of the older one-row shape."""
+per-row retries inside a chunk, messages of the older one-row shape, and poison: messages no
+autoembed wrote, which are archived, saying why, while their batch-mates are embedded."""
 
 from __future__ import annotations
+
+import json
+import logging
 
 import psycopg
 import pytest
 from support import DIMS, FixedEmbedders, RecordingEmbedder, create_docs, drain, expected, queue_depth, watch
+from support.poison import POISON, send
 
+from autoembed.breaker import PROBE_TEXT
 from autoembed.embedders.hashing import HashingEmbedder
 from autoembed.errors import EmbeddingError
-from autoembed.jobs import parse_job
+from autoembed.jobs import decode_message, parse_job
 
 
 def read(conn, max_rows: int, vt: int = 60) -> list[tuple[int, int, dict]]:
@@ -123,7 +129,8 @@ def test_a_retried_row_goes_back_alone_and_its_chunk_mates_are_embedded_once(con
     conn.execute("select autoembed.backfill('docs', only_missing => false)")  # one message of 9 rows
     embedder = OneByOne(flaky_failures=2)
     drain(dsn, settings.replace(backoff_base=0.1), FixedEmbedders(settings, embedder))
-    assert sorted(embedder.texts) == sorted([f"doc {i}" for i in range(1, 10) if i != 5] + ["doc 5 FLAKY"] * 3)
+    texts = [t for t in embedder.texts if t != PROBE_TEXT]  # each failure was followed by a probe, answered
+    assert sorted(texts) == sorted([f"doc {i}" for i in range(1, 10) if i != 5] + ["doc 5 FLAKY"] * 3)
     stored = dict(conn.execute("select id, embedding from docs"))
     for i, vector in stored.items():
         assert vector is not None
@@ -159,17 +166,79 @@ def test_messages_of_the_older_one_row_shape_are_still_embedded(conn, dsn, setti
     assert queue_depth(conn) == 0
 
 
-def test_malformed_messages_never_stop_a_read_and_are_archived(conn, dsn, settings):
+@pytest.mark.parametrize("kind", POISON)
+def test_a_poison_message_is_archived_saying_why_and_its_batch_mates_are_embedded(conn, dsn, settings, caplog, kind):
+    caplog.set_level(logging.INFO, logger="autoembed")
     create_docs(conn)
-    watch(conn, backfill=False)
-    conn.execute("insert into docs (body) values ('good row')")
-    for body in ('{"source_id": "x", "pks": ["1", "2", "3"], "attempt": "zz"}',
-                 '{"source_id": 1.5, "pks": [1, 2, 3], "attempt": 99999999999}', '"just a string"',
-                 '{"source_id": 1, "pk_range": [5, 1]}', '{"source_id": 1, "pk_range": [1, 1e30]}'):
-        conn.execute("select pgmq.send('autoembed_jobs', %s::jsonb)", (body,))
-    assert conn.execute("select count(*) from autoembed.jobs").fetchone()[0] == 10  # the view reads them all
-    assert len(read(conn, 2, vt=0)) == 2  # a split of a malformed message works too
+    source_id = watch(conn, max_attempts=1, backfill=False)
+    send(conn, POISON[kind].replace("SOURCE", str(source_id)))
+    conn.execute("insert into docs (body) values ('good row'), ('good neighbour')")
+    # Status and the sweep read the queue as it is (a source_id out of range once failed both); a
+    # key that names no row counts as pending until the worker drops it.
+    state, pending = conn.execute("select state, pending from autoembed.status").fetchone()
+    assert state == "ok" and pending in (2, 3)
+    assert conn.execute("select autoembed.sweep()").fetchone()[0] == 0
+    drain(dsn, settings.replace(batch_size=1000))  # one batch: the poison and its mates together
+    assert {i: v.to_numpy().tolist() for i, v in conn.execute("select id, embedding from docs")} == {
+        1: expected("good row").tolist(), 2: expected("good neighbour").tolist()}
+    assert queue_depth(conn) == 0 and conn.execute("select count(*) from pgmq.q_autoembed_jobs").fetchone()[0] == 0
+    assert conn.execute("select count(*) from pgmq.a_autoembed_jobs").fetchone()[0] == 1
+    assert conn.execute("select count(*) from autoembed.failures").fetchone()[0] == 0
+    said = [r.getMessage() for r in caplog.records if "malformed job message" in r.getMessage()
+            or "dropped:" in r.getMessage()]
+    assert len(said) == 1, [r.getMessage() for r in caplog.records]
+    assert conn.execute("select state, rows, embedded, pending, failed, unaccounted from autoembed.status").fetchone() \
+        == ("ok", 2, 2, 0, 0, 0)
+
+
+def test_a_message_naming_good_and_impossible_keys_embeds_the_good_ones(conn, dsn, settings, caplog):
+    caplog.set_level(logging.INFO, logger="autoembed")
+    create_docs(conn)
+    source_id = watch(conn, backfill=False)
+    conn.execute("alter table docs disable trigger user")
+    conn.execute("insert into docs (body) values ('kept one'), ('kept two')")
+    conn.execute("alter table docs enable trigger user")
+    send(conn, json.dumps({"source_id": source_id, "pks": ["1", "abc", "2", "-1.5"]}))
     drain(dsn, settings)
-    assert (conn.execute("select embedding from docs").fetchone()[0].to_numpy() == expected("good row")).all()
+    assert conn.execute("select count(embedding) from docs").fetchone()[0] == 2
     assert queue_depth(conn) == 0
-    assert conn.execute("select count(*) from pgmq.a_autoembed_jobs").fetchone()[0] == 6  # 5 sent, 1 split off
+    line, = [r.getMessage() for r in caplog.records if "dropped:" in r.getMessage()]
+    assert line == ("2 queued row(s) dropped: 'abc' is not a valid key of public.docs (its key column id is bigint): "
+                    'invalid input syntax for type bigint: "abc" (and 1 more)')
+
+
+@pytest.mark.parametrize("pk_type, bad_key", [("uuid", "not-a-uuid"), ("int", "3000000000"), ("date", "yesterday-ish"),
+                                              ("text", "k" * 2500)])
+def test_keys_that_cannot_be_the_tables_are_dropped_whatever_the_key_type(conn, dsn, settings, pk_type, bad_key):
+    create_docs(conn, pk=pk_type)
+    source_id = watch(conn, backfill=False)
+    key = {"uuid": "00000000-0000-0000-0000-000000000001", "int": "1", "date": "2026-01-01", "text": "a"}[pk_type]
+    conn.execute("insert into docs (id, body) values (%s, 'good row')", (key,))
+    send(conn, json.dumps({"source_id": source_id, "pks": [bad_key]}))
+    drain(dsn, settings)
+    assert conn.execute("select count(embedding) from docs").fetchone()[0] == 1
+    assert queue_depth(conn) == 0
+    assert conn.execute("select count(*) from autoembed.failures").fetchone()[0] == 0
+
+
+#: message bodies the worker and SQL must judge alike (autoembed.job_is_valid, jobs.parse_job)
+SHAPES = [*(text for kind, text in POISON.items() if kind != "nested 3,000 deep"),
+          '{"source_id": SOURCE, "pks": ["1", "2"]}', '{"source_id": SOURCE, "pks": ["1"], "attempt": 4}',
+          '{"source_id": SOURCE, "pk": "7"}', '{"source_id": SOURCE, "pk_range": [-1, 2], "attempt": 1}',
+          '{"source_id": SOURCE, "pk_range": [9223372036854775807, 9223372036854775807]}',
+          '{"source_id": SOURCE, "pk_range": [1, 1000]}', '{"source_id": SOURCE, "pk_range": [1, 1001]}',
+          '{"source_id": SOURCE, "pks": ["1"], "attempt": 1000000}',
+          '{"source_id": SOURCE, "pks": ["1"], "attempt": 1000001}',
+          '{"source_id": 2147483647, "pks": ["x"]}', '{"source_id": 0, "pks": ["x"]}',
+          '{"source_id": SOURCE, "pks": ["1"], "extra": {"any": "thing"}}', '{"source_id": 1e2, "pks": ["1"]}']
+
+
+@pytest.mark.parametrize("text", SHAPES, ids=range(len(SHAPES)))
+def test_sql_and_the_worker_agree_on_which_messages_are_jobs_and_what_they_name(conn, text):
+    text = text.replace("SOURCE", "3")
+    stored, valid, pks = conn.execute("select m::text, autoembed.job_is_valid(m), array(select autoembed.job_pks(m)) "
+                                      "from (select %s::text::jsonb m) q", (text,)).fetchone()
+    job = parse_job(0, 0, decode_message(stored))
+    assert valid == (job is not None)
+    assert pks == (list(job.pks) if job else [])
+    assert conn.execute("select autoembed.job_size(%s::text::jsonb)", (text,)).fetchone()[0] == max(1, len(pks))

@@ -9,7 +9,6 @@ log line, a queue message, a failure record or the status view.
 
 from __future__ import annotations
 
-import itertools
 import os
 import subprocess
 
@@ -19,6 +18,7 @@ import pytest
 from psycopg import sql
 from reliability.harness import AUTOEMBED, WorkerProcess, check, expected
 from support import DIMS, FixedEmbedders, RecordingEmbedder, create_docs, drain, queue_depth, watch
+from support.roles import as_role, make_role  # noqa: F401 (a fixture)
 
 from autoembed.embedders.hashing import HashingEmbedder
 from support.openai_stub import OpenAIStub
@@ -32,36 +32,6 @@ WORKER_FUNCTIONS = [
     "autoembed.read_jobs(int, int)",
     "autoembed.enqueue(int, text[], int, int)",
 ]
-_suffix = itertools.count()
-
-
-@pytest.fixture
-def make_role(conn):
-    """Create login roles (cluster-wide, so uniquely named); dropped again after the test."""
-    made: list[str] = []
-
-    def make(prefix: str, *member_of: str) -> str:
-        name = f"{prefix}_{os.getpid()}_{next(_suffix)}"
-        conn.execute(sql.SQL("create role {} login").format(sql.Identifier(name)))
-        for group in member_of:
-            conn.execute(sql.SQL("grant {} to {}").format(sql.Identifier(group), sql.Identifier(name)))
-        made.append(name)
-        return name
-
-    yield make
-    for name in made:
-        conn.execute(sql.SQL("drop owned by {}").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("drop role {}").format(sql.Identifier(name)))
-
-
-def as_role(dsn: str, role: str) -> psycopg.Connection:
-    conn = psycopg.connect(psycopg.conninfo.make_conninfo(dsn, user=role), autocommit=True)
-    from pgvector.psycopg import register_vector
-
-    register_vector(conn)
-    return conn
-
-
 def rls_docs(conn) -> None:
     """docs with an owner column, RLS enabled and forced: each role sees and writes only its rows."""
     conn.execute("create table docs (id bigint generated always as identity primary key, "
@@ -173,7 +143,7 @@ def test_a_role_that_is_not_the_worker_cannot_call_the_worker_functions(conn, ds
     calls = [
         ("select * from autoembed.load_content(%s, array['1'])", (source_id,)),
         ("select * from autoembed.write_embeddings(%s, 'hashing', 'hashing-test', array['1'], "
-         f"array[md5('secret text')::uuid], array[array_fill(0.5, array[{DIMS}])::vector])", (source_id,)),
+         "array[md5('secret text')::uuid], %s)", (source_id, [np.full(DIMS, 0.5, dtype=np.float32)])),
         ("select * from autoembed.record_failures(%s, array['1'], array[md5('secret text')::uuid], array['X'], "
          "array['forged'], array[1])", (source_id,)),
         ("select autoembed.enqueue(%s, array['1'])", (source_id,)),

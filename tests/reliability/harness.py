@@ -2,13 +2,17 @@
 
 The invariant every fault test ends with (`check(...)` returns a `Verdict`):
 
-* every row of the watched table has an embedding equal to the hashing embedding of its current
-  content, with `autoembed.row_state` holding that content's hash, or an `autoembed.failures`
+* every row of the watched table (of all its partitions, whichever table the writes named) has an
+  embedding equal to the hashing embedding of its current content (to a halfvec column's
+  precision), with `autoembed.row_state` holding that content's hash, or an `autoembed.failures`
   record for exactly that content saying why not; a row with neither is *lost*, a row whose
-  vector is not its content's is *stale*;
+  vector is not its content's is *stale* (also one left from before an `unwatch` and `watch`
+  again: the new registration must not take it on trust);
 * no row was written twice for the same content (*duplicate writes*, counted by `install_audit`'s
-  triggers: two vector writes of one row with no content change between them);
-* no job is left in `pgmq.q_autoembed_jobs`.
+  triggers: two vector writes of one row with no content change between them, and no new
+  registration either: watching again, or another model, re-embeds by design);
+* nothing is recorded for a key that no row has (*orphans*), and no job is left in
+  `pgmq.q_autoembed_jobs`.
 
 Scale: AUTOEMBED_CHAOS_SCALE multiplies rows and kills (bench/chaos.py runs the folder at 10x and
 more). Figures: with AUTOEMBED_CHAOS_REPORT set, `report(...)` appends one JSON line per scenario
@@ -31,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
+from prometheus_client import REGISTRY
 from psycopg import sql
 
 from autoembed.embedders.hashing import HashingEmbedder
@@ -85,16 +90,31 @@ create table if not exists public.reliability_audit (
     seq bigint generated always as identity primary key,
     tbl regclass not null,
     id text not null,
-    kind text not null,              -- 'content' (inserted or content changed) or 'write' (a vector written)
+    kind text not null,              -- 'content' (inserted or content changed), 'write' (a vector written)
+                                     -- or 'registered' (id '*': the table watched anew, or with another
+                                     -- model or content)
     app text not null default current_setting('application_name'),
     at timestamptz not null default clock_timestamp()
 );
 create or replace function public.reliability_audit() returns trigger language plpgsql
 set search_path = pg_catalog, pg_temp as $$
-begin
-    insert into public.reliability_audit (tbl, id, kind) values (tg_relid, new.id::text, tg_argv[0]);
+begin  -- a partition's rows are logged as the partitioned table's
+    insert into public.reliability_audit (tbl, id, kind)
+    values (coalesce(pg_partition_root(tg_relid), tg_relid), new.id::text, tg_argv[0]);
     return null;
 end $$;
+create or replace function public.reliability_registered() returns trigger language plpgsql
+set search_path = pg_catalog, pg_temp as $$
+begin
+    insert into public.reliability_audit (tbl, id, kind) values (new.source, '*', 'registered');
+    return null;
+end $$;
+create or replace trigger reliability_registered after insert on autoembed.sources for each row
+execute function public.reliability_registered();
+create or replace trigger reliability_reregistered after update on autoembed.sources for each row
+when ((old.embedder, old.model, old.content_column, old.content_function::text)
+      is distinct from (new.embedder, new.model, new.content_column, new.content_function::text))
+execute function public.reliability_registered();
 """
 
 
@@ -124,12 +144,16 @@ def slow_writeback(conn: psycopg.Connection, table: str = "docs", seconds: float
 
 
 def duplicate_writes(conn: psycopg.Connection, table: str = "docs") -> int:
-    """Vector writes of a row that followed another write of it with no content change between."""
+    """Vector writes of a row that followed another write of it with no content change and no new
+    registration of the table between."""
     return conn.execute(
         """select count(*) from (
-               select kind, lag(kind) over (partition by id order by seq) as previous
-               from reliability_audit where tbl = %s::regclass) e
-           where kind = 'write' and previous = 'write'""", (table,)).fetchone()[0]
+               select seq, kind, lag(kind) over w as previous, lag(seq) over w as previous_seq
+               from reliability_audit where tbl = %(t)s::regclass and kind <> 'registered'
+               window w as (partition by id order by seq)) e
+           where kind = 'write' and previous = 'write'
+             and not exists (select from reliability_audit r where r.tbl = %(t)s::regclass and r.kind = 'registered'
+                             and r.seq between e.previous_seq and e.seq)""", {"t": table}).fetchone()[0]
 
 
 def writes_by_app(conn: psycopg.Connection, table: str = "docs") -> dict[str, int]:
@@ -171,10 +195,20 @@ class Verdict:
         return f"{self.summary()} {sample}"
 
 
+#: how far a stored vector may be from the embedding of its content: a halfvec holds 16-bit floats
+TOLERANCE = {"vector": 1e-5, "halfvec": 1e-3}
+
+
 def check(conn: psycopg.Connection, table: str = "docs", content_sql: str = "t.body", dims: int = DIMS,
           audited: bool = True) -> Verdict:
-    """The invariant's figures for `table`; `content_sql` computes a row's content from alias `t`."""
-    source_id = conn.execute("select id from autoembed.sources where source = %s::regclass", (table,)).fetchone()[0]
+    """The invariant's figures for `table` (a watched table, or a partition of one: then its rows
+    only); `content_sql` computes a row's content from alias `t`."""
+    source_id, watched, vector_type = conn.execute(
+        """select s.id, s.source::text, t.typname from autoembed.sources s
+           join pg_attribute a on a.attrelid = s.source and a.attnum = s.embedding_attnum
+           join pg_type t on t.oid = a.atttypid
+           where s.source in (%(t)s::regclass, pg_partition_root(%(t)s::regclass))
+           order by s.source = %(t)s::regclass desc limit 1""", {"t": table}).fetchone()
     rows = conn.execute(sql.SQL("select t.id::text, {}, t.embedding from {} t").format(
         sql.SQL(content_sql), sql.Identifier(table))).fetchall()
     state = dict(conn.execute("select pk, content_hash from autoembed.row_state where source_id = %s",
@@ -186,7 +220,7 @@ def check(conn: psycopg.Connection, table: str = "docs", content_sql: str = "t.b
     for pk, text, embedding in rows:
         if embedding is not None:
             vector = embedding.to_numpy() if hasattr(embedding, "to_numpy") else np.asarray(embedding)
-            if text is None or not np.allclose(vector, expected(text, dims), atol=1e-5):
+            if text is None or not np.allclose(vector, expected(text, dims), atol=TOLERANCE[vector_type]):
                 verdict.stale.append(pk)
             elif state.get(pk) != md5_uuid(text):
                 verdict.bad_state.append(pk)
@@ -199,11 +233,11 @@ def check(conn: psycopg.Connection, table: str = "docs", content_sql: str = "t.b
             verdict.failures[pk] = failure[1:]
         else:
             verdict.lost.append(pk)
-    keys = {pk for pk, _, _ in rows}
+    keys = {pk for (pk,) in conn.execute(sql.SQL("select t.id::text from {} t").format(sql.SQL(watched)))}
     verdict.orphans = sorted((state.keys() | failures.keys()) - keys)
     verdict.queue_left = conn.execute("select count(*) from pgmq.q_autoembed_jobs").fetchone()[0]
     if audited:
-        verdict.duplicate_writes = duplicate_writes(conn, table)
+        verdict.duplicate_writes = duplicate_writes(conn, watched)
     return verdict
 
 
@@ -310,5 +344,11 @@ def openai_env(stub, *, batch_size: int = 25, timeout: float = 2.0, **extra: obj
 
 
 def ok_inputs(stub) -> int:
-    """Texts the stub embedded successfully (inputs of its "ok" requests)."""
+    """Texts the stub embedded successfully (inputs of its "ok" requests), probes included."""
     return sum(r.inputs for r in stub.request_log if r.outcome == "ok")
+
+
+def answered_probes() -> int:
+    """Probes this process's workers sent and got vectors for (autoembed/breaker.py): each is one
+    input of the stub's "ok" requests that is no row's text."""
+    return int(REGISTRY.get_sample_value("autoembed_embedder_probes_total", {"outcome": "answered"}) or 0)

@@ -3,6 +3,8 @@ blocks the queue or crashes the worker; text PostgreSQL cannot store is refused 
 
 from __future__ import annotations
 
+import logging
+
 import psycopg
 import pytest
 from harness import DIMS, check, install_audit
@@ -25,8 +27,9 @@ EMPTY = {
 }
 
 
-def test_odd_texts_end_in_an_embedding_or_a_clear_failure(conn, dsn, settings):
-    create_docs(conn)
+@pytest.mark.parametrize("vector_type", ["vector", "halfvec"])
+def test_odd_texts_end_in_an_embedding_or_a_clear_failure(conn, dsn, settings, vector_type):
+    create_docs(conn, vector_type=vector_type)
     install_audit(conn)
     watch(conn)
     rows = {**EMBEDDED, **{k: v for k, (v, _) in EMPTY.items()}, "neighbour": "plain text"}
@@ -129,3 +132,45 @@ def test_a_table_rejecting_one_rows_vector_fails_that_row_alone(conn, dsn, setti
     assert verdict.ok and verdict.embedded == 2, verdict
     cls, message = verdict.failures["2"]
     assert cls == "RaiseException" and "row 2 may not be embedded" in message, (cls, message)
+
+
+TAGS = """
+create table tags (doc_id bigint, tag text);
+create function tagged(d docs) returns text language sql stable as $$
+    select d.body || ' ' || coalesce((select string_agg(tag, ' ' order by tag) from tags where doc_id = d.id), '')
+$$
+"""
+
+
+@pytest.mark.parametrize("unqualified, fixed", [
+    ("tags", "public.tags"),                                   # a table: relation "tags" does not exist
+    ("(select doc_id, initcap(tag) as tag from tags) t", "(select doc_id, initcap(tag) as tag from public.tags) t"),
+])
+def test_a_content_function_that_cannot_be_evaluated_is_a_failure_and_a_broken_source(conn, dsn, settings, caplog,
+                                                                                        unqualified, fixed):
+    """The content function names a table without its schema: the worker evaluates it with
+    search_path = pg_catalog, pg_temp, where it is not found. That is no dropped table: the rows are
+    recorded as failures saying why, status says the source is broken, and nothing repeats forever."""
+    caplog.set_level(logging.INFO, logger="autoembed")
+    create_docs(conn)
+    conn.execute(TAGS.replace("from tags", f"from {unqualified}", 1))
+    conn.execute("insert into docs (body) values ('one'), ('two')")
+    conn.execute("insert into tags values (1, 'red'), (2, 'blue')")
+    watch(conn, content="tagged")
+    drain(dsn, settings)
+    failures = conn.execute("select pk, error_class, error_message from autoembed.failures order by pk").fetchall()
+    assert [(pk, cls) for pk, cls, _ in failures] == [("1", "ContentError"), ("2", "ContentError")]
+    assert all('relation "tags" does not exist' in message and "qualify" in message for _, _, message in failures)
+    state, rows, embedded, pending, failed, unaccounted = conn.execute(
+        "select state, rows, embedded, pending, failed, unaccounted from autoembed.status").fetchone()
+    assert state.startswith("broken: the content cannot be read: relation \"tags\" does not exist"), state
+    assert (rows, embedded, pending, failed, unaccounted) == (2, 0, 0, 2, 0)
+    assert conn.execute("select autoembed.sweep()").fetchone()[0] == 0  # nothing to repeat
+    assert not [r for r in caplog.records if "dropped" in r.getMessage()]
+    conn.execute(TAGS.split(";", 1)[1].replace("create function", "create or replace function")
+                 .replace("from tags", f"from {fixed}", 1))
+    conn.execute("select autoembed.retry_failures('docs')")
+    drain(dsn, settings)
+    verdict = check(conn, content_sql="tagged(t)", audited=False)
+    assert verdict.ok and verdict.embedded == 2, verdict
+    assert conn.execute("select state from autoembed.status").fetchone()[0] == "ok"

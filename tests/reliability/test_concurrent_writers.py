@@ -1,7 +1,8 @@
 """Concurrent writers against a running worker, as a property: whatever interleaving of inserts,
 content updates, unrelated-column updates, key changes and deletes several connections make, once
 the queue drains every row holds the vector of its current content or a failure record, written
-once, and nothing is recorded for a key that no row has."""
+once, and nothing is recorded for a key that no row has. The same holds for a partitioned table
+whose writers also name its partitions directly, one of them created after `watch`."""
 
 from __future__ import annotations
 
@@ -39,12 +40,23 @@ SIMPLE = st.one_of(
 )
 OPS = st.one_of(SIMPLE, st.tuples(st.just("transaction"), st.lists(SIMPLE, min_size=2, max_size=4)))
 STREAMS = st.lists(st.lists(OPS, min_size=1, max_size=12), min_size=2, max_size=4)
+# Statements naming a partition of the partitioned variant ("low": there at watch time; "high":
+# created after it), beside the statements above, which name the partitioned table.
+PARTITION = st.sampled_from(["low", "high"])
+DIRECT = st.one_of(
+    st.tuples(st.just("direct_insert"), TEXTS),
+    st.tuples(st.just("direct_update_content"), PARTITION, ROW, TEXTS),
+    st.tuples(st.just("direct_update_other"), PARTITION, ROW),
+    st.tuples(st.just("direct_delete"), PARTITION, ROW),
+)
+PARTITIONED_STREAMS = st.lists(st.lists(st.one_of(SIMPLE, DIRECT), min_size=1, max_size=12), min_size=2, max_size=4)
 
 PICK = "(select id from {t} order by id offset ({n} %% greatest(1, (select count(*) from {t}))) limit 1)"
 
 
-def apply(conn: psycopg.Connection, table: sql.Identifier, op: tuple) -> None:
+def apply(conn: psycopg.Connection, name: str, op: tuple) -> None:
     kind, *args = op
+    table = sql.Identifier(name)
     pick = sql.SQL(PICK).format(t=table, n=sql.Placeholder())
     if kind == "insert":
         conn.execute(sql.SQL("insert into {} (body) values (%s)").format(table), args)
@@ -64,23 +76,57 @@ def apply(conn: psycopg.Connection, table: sql.Identifier, op: tuple) -> None:
         k, text = args
         conn.execute(sql.SQL("update {} set body = coalesce(body, '') || coalesce(%s, '') where id %% %s = 0")
                      .format(table), (text, k))
+    elif kind == "direct_insert":  # keys from 1,000,000 up: always the high partition's
+        conn.execute(sql.SQL("insert into {} (id, body) overriding system value "
+                             "values (1000000 + nextval('direct_keys'), %s)").format(partition(name, "high")), args)
+    elif kind in ("direct_update_content", "direct_update_other", "direct_delete"):
+        part, row, *text = args
+        target = partition(name, part)
+        pick_there = sql.SQL(PICK).format(t=target, n=sql.Placeholder())
+        if kind == "direct_update_content":
+            conn.execute(sql.SQL("update {} set body = %s where id = {}").format(target, pick_there), (text[0], row))
+        elif kind == "direct_update_other":
+            conn.execute(sql.SQL("update {} set views = views + 1 where id = {}").format(target, pick_there), (row,))
+        else:
+            conn.execute(sql.SQL("delete from {} where id = {}").format(target, pick_there), (row,))
     elif kind == "pause":
         threading.Event().wait(args[0])
     elif kind == "transaction":
         with conn.transaction():
             for inner in args[0]:
-                apply(conn, table, inner)
+                apply(conn, name, inner)
 
 
-def run_stream(dsn: str, table: sql.Identifier, ops: list, start: threading.Barrier, errors: list) -> None:
+def partition(name: str, which: str) -> sql.Identifier:
+    """The partition `which` (low, high) of the partitioned variant's table `name`."""
+    return sql.Identifier(f"{name}_{which}")
+
+
+def create_partitioned_docs(conn: psycopg.Connection, name: str) -> None:
+    """docs partitioned by key range, watched, with its high partition created after `watch`."""
+    conn.execute(sql.SQL("create table {} (id bigint generated always as identity, title text, body text, "
+                         "views int default 0, embedding vector({}), primary key (id)) partition by range (id)")
+                 .format(sql.Identifier(name), sql.Literal(DIMS)))
+    conn.execute(sql.SQL("create table {} partition of {} for values from (minvalue) to (20)")
+                 .format(sql.Identifier(f"{name}_low"), sql.Identifier(name)))
+    install_audit(conn, table=name)
+    watch(conn, table=name, backfill=False)
+    conn.execute(sql.SQL("create table {} partition of {} for values from (20) to (maxvalue)")
+                 .format(sql.Identifier(f"{name}_high"), sql.Identifier(name)))
+    conn.execute("create sequence if not exists direct_keys")
+
+
+def run_stream(dsn: str, name: str, ops: list, start: threading.Barrier, errors: list) -> None:
     try:
         with psycopg.connect(dsn, autocommit=True) as conn:
             start.wait()
             for op in ops:
                 try:
-                    apply(conn, table, op)
+                    apply(conn, name, op)
                 except psycopg.errors.DeadlockDetected:
                     pass  # two transactions updating rows in opposite orders: one is rolled back, as in real life
+                except psycopg.errors.SerializationFailure:
+                    pass  # a row another transaction moved to another partition meanwhile: PostgreSQL refuses
     except BaseException as exc:  # noqa: BLE001 - reported by the test thread
         errors.append(exc)
 
@@ -122,19 +168,11 @@ def tables():
     return itertools.count(1)
 
 
-@hypothesis_settings(max_examples=scaled(20), deadline=None, database=None,
-                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(streams=STREAMS)
-def test_concurrent_writers_leave_no_row_lost_stale_or_written_twice(conn, dsn, live_worker, tables, streams):
+def run_and_check(conn, dsn, live_worker, name: str, streams: list, scenario: str) -> None:
+    """Run `streams` against the watched table `name` at once, let the worker settle, check the invariant."""
     began = time.monotonic()
-    name = f"docs_{next(tables)}"  # a fresh watched table per example; the worker serves them all
-    table = sql.Identifier(name)
-    create_docs(conn, table=name)
-    install_audit(conn, table=name)
-    watch(conn, table=name, backfill=False)
-
     start, errors = threading.Barrier(len(streams)), []
-    threads = [threading.Thread(target=run_stream, args=(dsn, table, ops, start, errors)) for ops in streams]
+    threads = [threading.Thread(target=run_stream, args=(dsn, name, ops, start, errors)) for ops in streams]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -146,12 +184,32 @@ def test_concurrent_writers_leave_no_row_lost_stale_or_written_twice(conn, dsn, 
     verdict = wait_settled(conn, timeout=30, table=name)
     live_worker.assert_alive()
     verdict = check(conn, table=name)
-    report("concurrent writers", rows=verdict.rows, faults={"ops": sum(len(s) for s in streams)},
+    report(scenario, rows=verdict.rows, faults={"ops": sum(len(s) for s in streams)},
            lost=len(verdict.lost), stale=len(verdict.stale), failed=verdict.failed,
            duplicate_writes=verdict.duplicate_writes, write_s=round(wrote - began, 2),
            settle_s=round(time.monotonic() - wrote, 2))
     assert verdict.ok, verdict
     assert all(cls == "EmptyContent" for cls, _ in verdict.failures.values()), verdict.failures
+
+
+@hypothesis_settings(max_examples=scaled(20), deadline=None, database=None,
+                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(streams=STREAMS)
+def test_concurrent_writers_leave_no_row_lost_stale_or_written_twice(conn, dsn, live_worker, tables, streams):
+    name = f"docs_{next(tables)}"  # a fresh watched table per example; the worker serves them all
+    create_docs(conn, table=name)
+    install_audit(conn, table=name)
+    watch(conn, table=name, backfill=False)
+    run_and_check(conn, dsn, live_worker, name, streams, "concurrent writers")
+
+
+@hypothesis_settings(max_examples=scaled(10), deadline=None, database=None,
+                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(streams=PARTITIONED_STREAMS)
+def test_concurrent_writers_to_a_partitioned_table_and_its_partitions(conn, dsn, live_worker, tables, streams):
+    name = f"docs_{next(tables)}"
+    create_partitioned_docs(conn, name)
+    run_and_check(conn, dsn, live_worker, name, streams, "concurrent writers, partitioned")
 
 
 def test_a_deadlock_with_an_application_transaction_is_retried_at_once(conn, dsn, settings):

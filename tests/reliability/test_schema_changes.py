@@ -1,5 +1,6 @@
 """Schema changes under a watched table: the worker reports the broken source clearly and keeps
-serving the other sources; nothing of the healthy source is lost, no job is left behind."""
+serving the other sources; nothing of the healthy source is lost. The broken source's rows wait
+in the queue (a drain says so and exits non-zero), unless its table is gone."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from support import FixedEmbedders, RecordingEmbedder, create_docs, drain, queue
 
 from autoembed.embedders import EmbedderCache
 from autoembed.embedders.hashing import HashingEmbedder
-from autoembed.worker import Worker
+from autoembed.worker import SourcesNotServed, Worker
 
 COLUMN_DROPPED = "broken: autoembed: a column of source 1 (docs) was dropped"
 BREAKS = {
@@ -46,12 +47,18 @@ def test_a_broken_source_is_reported_and_the_others_keep_being_served(conn, dsn,
     docs, notes = two_sources(conn)
     conn.execute(ddl)
     conn.execute("insert into notes (body) select 'late note ' || g from generate_series(1, 5) g")
-    drain(dsn, settings)
+    if change == "table dropped":  # its jobs go with it
+        drain(dsn, settings)
+    else:  # its rows wait, attempts untouched, until it is watched again
+        with pytest.raises(SourcesNotServed, match="10 queued row\\(s\\) of sources this worker cannot serve are "
+                                                   "left: docs: broken: autoembed: a column of source 1"):
+            drain(dsn, settings)
     assert broken_lines(caplog, docs), [r.getMessage() for r in caplog.records]
-    verdict = check(conn, table="notes", audited=False)
-    assert verdict.ok and verdict.embedded == 15, verdict
-    assert queue_depth(conn) == 0
-    assert conn.execute("select state from autoembed.status where source_id = %s", (docs,)).fetchone()[0] == state
+    verdict = check(conn, table="notes", audited=False)  # its queue holds docs' waiting rows
+    assert verdict.embedded == 15 and not (verdict.lost or verdict.stale or verdict.orphans), verdict
+    assert queue_depth(conn) == (0 if change == "table dropped" else 10)
+    assert conn.execute("select state, failed from autoembed.status where source_id = %s", (docs,)).fetchone() \
+        == (state, 0)
     if change != "table dropped":  # the application's writes to the broken table still work
         conn.execute("update docs set views = views + 1")
         conn.execute("insert into docs (views) values (1)")

@@ -1,30 +1,57 @@
 """The Supabase profile (tests/support/supabase.py) for the tests of this folder: one cluster per
-session, skipped with the reason when this machine lacks its parts."""
+session whose database `postgres` is the one pg_cron and pg_net serve, as on Supabase, and new
+databases copied from that one as Supabase set it up (new projects). Skipped with the reason
+where this machine lacks a part of the profile."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
+import re
 from collections.abc import Iterator
-from pathlib import Path
 
+import psycopg
 import pytest
 
-from support.supabase import SupabaseDatabase, missing_parts, start_supabase_cluster
+from autoembed import connections as db
+from autoembed.migrate import apply_migrations
+from support.supabase import (SUPABASE_CLI, SupabaseDatabase, create_project_database, drop_project_database,
+                              supabase_test_cluster)
 
 
 @pytest.fixture(scope="session")
 def supabase_db() -> Iterator[SupabaseDatabase]:
     """A Supabase-faithful cluster; its database `postgres` is the one pg_cron and pg_net serve."""
-    missing = missing_parts()
-    if missing:
-        pytest.skip("Supabase profile unavailable: missing " + "; ".join(missing))
-    directory = Path(tempfile.mkdtemp(prefix="autoembed-supabase-"))
-    os.environ.setdefault("AUTOEMBED_DEV_DB_FSYNC", "off")
-    profile = start_supabase_cluster(directory)
-    try:
+    with supabase_test_cluster("postgres") as profile:
         yield profile
+
+
+@pytest.fixture(scope="session")
+def served(supabase_db: SupabaseDatabase) -> SupabaseDatabase:
+    """The database pg_cron and pg_net serve, migrated by `autoembed migrate` as `postgres`.
+    Tests share it (pg_net sends from no other): each uses tables of its own and drops them."""
+    with db.connect(supabase_db.postgres_dsn) as conn:
+        apply_migrations(conn)
+    return supabase_db
+
+
+@pytest.fixture
+def project(supabase_db: SupabaseDatabase, request) -> Iterator[SupabaseDatabase]:
+    """A new Supabase project's database (nothing of autoembed in it yet), dropped afterwards."""
+    made = create_project_database(supabase_db, "project_" + re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:40])
+    try:
+        yield made
     finally:
-        profile.stop()
-        shutil.rmtree(directory, ignore_errors=True)
+        drop_project_database(made)
+
+
+@pytest.fixture
+def cli() -> None:
+    """Skips where the Supabase CLI is not installed."""
+    if not SUPABASE_CLI.exists():
+        pytest.skip(f"the Supabase CLI is not at {SUPABASE_CLI} (run scripts/setup-supabase-profile.sh)")
+
+
+@pytest.fixture
+def served_conn(served: SupabaseDatabase) -> Iterator[psycopg.Connection]:
+    """An autocommit connection to the served database as `postgres`, vectors registered."""
+    with db.connect(served.postgres_dsn, autocommit=True) as conn:
+        yield conn

@@ -33,12 +33,16 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -58,8 +62,12 @@ SUPABASE_CLI = Path(os.environ.get("AUTOEMBED_SUPABASE_CLI", "/opt/autoembed/sup
 ADMIN = "supabase_admin"
 PASSWORD = "postgres"  # the Supabase CLI's local default; the cluster trusts loopback anyway
 PGMQ_SUPABASE_VERSION = "1.4.4"
+PGMQ_NEWEST_VERSION = "1.13.0"  # the newest pgmq extension scripts/setup-supabase-profile.sh installs
 PRELOAD = "pg_stat_statements, pg_cron, pg_net"
-_BOOTSTRAP = "supabase_bootstrap"  # a superuser that exists only while the bootstrap role is renamed
+_BOOTSTRAP = "supabase_bootstrap"
+#: the test profile's copy of a new Supabase project's database, before autoembed: the template of
+#: every database tests create (tests/conftest.py's Server under AUTOEMBED_TEST_PROFILE=supabase)
+FRESH_DATABASE = "supabase_fresh"  # a superuser that exists only while the bootstrap role is renamed
 
 #: Supabase migrations this profile does not apply, and why.
 SKIPPED_MIGRATIONS = {
@@ -172,6 +180,25 @@ def _become_supabase_bootstrap(profile: SupabaseDatabase) -> None:
         conn.execute(sql.SQL("drop role {}").format(sql.Identifier(_BOOTSTRAP)))
 
 
+def _create_pgmq(admin: psycopg.Connection, version: str) -> None:
+    """`create extension pgmq` at `version` by the superuser, then Supabase's after-create script."""
+    admin.execute(sql.SQL("create extension pgmq version {}").format(sql.Literal(version)))
+    if version == PGMQ_SUPABASE_VERSION:
+        # Supabase's pgmq after-create script replaces drop_queue(text), which 1.4.4 does not
+        # have (its drop_queue takes (text, boolean)); its ownership handover is done here.
+        admin.execute(PGMQ_OWNER_SQL.read_text(encoding="utf-8"))
+    else:
+        admin.execute((EXTENSION_SCRIPTS / "pgmq" / "after-create.sql").read_text(encoding="utf-8"))
+
+
+def use_pgmq(project: SupabaseDatabase, version: str) -> None:
+    """Replace the pgmq extension of a database with nothing of autoembed yet by `version` (one
+    that scripts/setup-supabase-profile.sh installed), created as on Supabase."""
+    with psycopg.connect(project.admin_dsn, autocommit=True) as conn:
+        conn.execute("drop extension pgmq")
+        _create_pgmq(conn, version)
+
+
 def _create_extensions(profile: SupabaseDatabase, pgmq_version: str, pgmq_schema_first: bool) -> None:
     """vector, pgmq, pg_net, pg_cron and plpgsql_check as supautils creates them for `postgres` on
     Supabase: by the superuser, followed by Supabase's after-create scripts."""
@@ -180,19 +207,35 @@ def _create_extensions(profile: SupabaseDatabase, pgmq_version: str, pgmq_schema
             conn.execute("create schema if not exists pgmq")
     with psycopg.connect(profile.admin_dsn, autocommit=True) as conn:
         conn.execute("create extension vector with schema extensions")
-        conn.execute(sql.SQL("create extension pgmq version {}").format(sql.Literal(pgmq_version)))
-        if pgmq_version == PGMQ_SUPABASE_VERSION:
-            # Supabase's pgmq after-create script replaces drop_queue(text), which 1.4.4 does not
-            # have (its drop_queue takes (text, boolean)); its ownership handover is done here.
-            conn.execute(PGMQ_OWNER_SQL.read_text(encoding="utf-8"))
-        else:
-            conn.execute((EXTENSION_SCRIPTS / "pgmq" / "after-create.sql").read_text(encoding="utf-8"))
+        _create_pgmq(conn, pgmq_version)
         conn.execute("create extension pg_net with schema extensions")
         conn.execute("create extension pg_cron with schema pg_catalog")
         conn.execute((EXTENSION_SCRIPTS / "pg_cron" / "after-create.sql").read_text(encoding="utf-8"))
         # `supabase db lint` runs `create extension if not exists plpgsql_check` as postgres, which
         # supautils allows on Supabase; here the extension is there beforehand.
         conn.execute("create extension plpgsql_check with schema extensions")
+
+
+def _restart_with_preload(profile: SupabaseDatabase, libraries: str) -> None:
+    """Restart the server with `libraries` as shared_preload_libraries (later conf lines win)."""
+    profile.cluster.stop("fast")
+    with open(profile.cluster.data_dir / "postgresql.auto.conf", "a") as conf:
+        conf.write(f"shared_preload_libraries = '{libraries}'\n")
+    profile.cluster.start()
+
+
+def copy_database(profile: SupabaseDatabase, name: str) -> None:
+    """CREATE DATABASE `name` as a copy of the profile's database, owned by `postgres`.
+
+    pg_cron's and pg_net's background workers stay connected to the database they serve, and a
+    database with other sessions cannot be copied: the copy is made on a restart without them."""
+    _restart_with_preload(profile, "pg_stat_statements")
+    try:
+        with psycopg.connect(profile.admin_dsn, dbname="postgres", autocommit=True) as conn:
+            conn.execute(sql.SQL("create database {} template {} owner postgres").format(
+                sql.Identifier(name), sql.Identifier(profile.database)))
+    finally:
+        _restart_with_preload(profile, PRELOAD)
 
 
 def start_supabase_cluster(directory: Path, *, database: str = "postgres", port: int | None = None,
@@ -225,3 +268,49 @@ def start_supabase_cluster(directory: Path, *, database: str = "postgres", port:
                                    if path.name not in SKIPPED_MIGRATIONS))
     _create_extensions(profile, pgmq_version, pgmq_schema_first)
     return profile
+
+
+def create_project_database(profile: SupabaseDatabase, name: str) -> SupabaseDatabase:
+    """A new database `name` as a new Supabase project's (a copy of FRESH_DATABASE, owned by
+    `postgres`). pg_cron and pg_net are installed in it but serve only the profile's database."""
+    with psycopg.connect(profile.admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("create database {} template {} owner postgres").format(
+            sql.Identifier(name), sql.Identifier(FRESH_DATABASE)))
+    return SupabaseDatabase(profile.cluster, name)
+
+
+def drop_project_database(project: SupabaseDatabase) -> None:
+    """Drop a database made by create_project_database (closing its sessions)."""
+    with psycopg.connect(project.admin_dsn, dbname="postgres", autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(project.database)))
+
+
+def supabase_cli(*args: str, cwd: Path, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess:
+    """Run the Supabase CLI in `cwd` (its HOME too: the CLI writes ~/.supabase and supabase/.temp),
+    without telemetry. Raises AssertionError with its output when `check` and it fails."""
+    env = {**os.environ, "HOME": str(cwd), "DO_NOT_TRACK": "1", "SUPABASE_TELEMETRY_DISABLED": "1"}
+    result = subprocess.run([str(SUPABASE_CLI), *args], cwd=cwd, env=env, capture_output=True, text=True,
+                            timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"supabase {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@contextmanager
+def supabase_test_cluster(database: str) -> Iterator[SupabaseDatabase]:
+    """The profile as the whole test session's server (AUTOEMBED_TEST_PROFILE=supabase): pg_cron
+    and pg_net serve `database`, and FRESH_DATABASE is a copy of it as Supabase set it up, for the
+    tests' databases. Skips the tests where this machine lacks a part of the profile."""
+    missing = missing_parts()
+    if missing:
+        pytest.skip("Supabase profile unavailable: missing " + "; ".join(missing))
+    directory = Path(tempfile.mkdtemp(prefix="autoembed-supabase-test-"))
+    os.environ.setdefault("AUTOEMBED_DEV_DB_FSYNC", "off")
+    profile = start_supabase_cluster(directory, database=database)
+    try:
+        copy_database(profile, FRESH_DATABASE)
+        yield profile
+    finally:
+        profile.stop()
+        shutil.rmtree(directory, ignore_errors=True)

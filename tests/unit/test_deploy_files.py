@@ -26,6 +26,7 @@ DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
 SUPABASE_CONFIG = REPO / "supabase" / "config.toml"
 SUPABASE_MIGRATIONS = REPO / "supabase" / "migrations"
+WORKER_LOGIN_SQL = REPO / "deploy" / "compose" / "worker_login.sql"
 
 TORCH_VERSION = "2.13.0"
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
@@ -34,6 +35,9 @@ SUPABASE_PG15_IMAGE = re.compile(r"^(?:public\.ecr\.aws/)?supabase/postgres:15\.
 MIGRATION_NAME = re.compile(r"^\d{14}_[^/]+\.sql$")
 # Roles to which the supabase/postgres image gives POSTGRES_PASSWORD during initialisation.
 ROLES_WITH_POSTGRES_PASSWORD = {"postgres", "supabase_admin"}
+# What a least-privilege login may be given, and what it must never hold (CREATE ROLE options).
+LOGIN_ROLE = re.compile(r"create role (\w+) login in role autoembed_worker password %L", re.I)
+ROLE_POWERS = re.compile(r"\b(superuser|createrole|createdb|bypassrls|replication|grant\b|admin option)", re.I)
 
 
 # --------------------------------------------------------------------------------------------
@@ -129,8 +133,25 @@ def db_settings(compose: dict) -> dict[str, str]:
 # docker-compose.yml
 
 
-def test_compose_defines_db_migrate_and_worker(compose):
-    assert {"db", "migrate", "worker"} <= set(compose["services"]), sorted(compose["services"])
+def test_compose_defines_db_migrate_worker_login_and_worker(compose):
+    assert {"db", "migrate", "worker-login", "worker"} <= set(compose["services"]), sorted(compose["services"])
+
+
+def published_ports(svc: dict) -> list[str]:
+    """A service's published ports, short syntax (long syntax as host_ip:published:target)."""
+    ports = []
+    for port in svc.get("ports") or []:
+        if isinstance(port, dict):
+            port = f"{port.get('host_ip', '')}:{port.get('published', '')}:{port['target']}"
+        ports.append(interpolate(str(port)))
+    return ports
+
+
+def test_every_published_port_listens_on_loopback_only(compose):
+    for name, svc in compose["services"].items():
+        for port in published_ports(svc):
+            assert port.startswith("127.0.0.1:") and port.count(":") == 2, (
+                f"{name} publishes {port!r} on every interface: use 127.0.0.1:HOST:CONTAINER")
 
 
 def test_db_is_supabase_postgres_15_with_healthcheck(compose):
@@ -181,18 +202,21 @@ def test_migrate_and_worker_share_one_image(compose):
 
 
 def test_startup_order(compose):
-    migrate, worker = service(compose, "migrate"), service(compose, "worker")
+    migrate, login, worker = service(compose, "migrate"), service(compose, "worker-login"), service(compose, "worker")
     assert depends_condition(migrate, "db") == "service_healthy", migrate.get("depends_on")
-    assert depends_condition(worker, "migrate") == "service_completed_successfully", (
+    # the login is granted autoembed_worker, which the migrations create
+    assert depends_condition(login, "migrate") == "service_completed_successfully", login.get("depends_on")
+    assert depends_condition(worker, "worker-login") == "service_completed_successfully", (
         worker.get("depends_on")
     )
     assert command(migrate) == ["migrate"], command(migrate)
     # YAML 1.1 reads a bare `no` as false: it must be the string "no".
-    assert migrate.get("restart", "no") == "no", migrate.get("restart")
+    for one_shot in (migrate, login):
+        assert one_shot.get("restart", "no") == "no", one_shot.get("restart")
 
 
-@pytest.mark.parametrize("name", ["migrate", "worker"])
-def test_database_url_points_at_db_with_its_credentials(compose, name):
+def database_url(compose: dict, name: str):
+    """A service's DATABASE_URL, split; it must point at db's port 5432 and database."""
     env = environment(service(compose, name))
     assert "DATABASE_URL" in env, f"{name} has no DATABASE_URL"
     url = urlsplit(env["DATABASE_URL"])
@@ -200,13 +224,49 @@ def test_database_url_points_at_db_with_its_credentials(compose, name):
     assert url.scheme in ("postgres", "postgresql"), url.scheme
     assert url.hostname == "db", f"{name} DATABASE_URL host is {url.hostname!r}, not 'db'"
     assert url.port in (None, 5432), f"{name} DATABASE_URL port {url.port} is not db's 5432"
-    assert unquote(url.username or "") in ROLES_WITH_POSTGRES_PASSWORD, url.username
-    assert unquote(url.password or "") == db["password"], (
-        f"{name} DATABASE_URL password differs from db's POSTGRES_PASSWORD"
-    )
     assert url.path.lstrip("/") == db["database"], (
         f"{name} DATABASE_URL database {url.path!r} is not db's {db['database']!r}"
     )
+    return url
+
+
+def test_migrate_connects_as_the_database_owner(compose):
+    url = database_url(compose, "migrate")
+    assert unquote(url.username or "") in ROLES_WITH_POSTGRES_PASSWORD, url.username
+    assert unquote(url.password or "") == db_settings(compose)["password"], (
+        "migrate's DATABASE_URL password differs from db's POSTGRES_PASSWORD"
+    )
+
+
+def worker_login(compose: dict) -> tuple[str, str]:
+    """(role, password) the worker-login step creates: psql runs deploy/compose/worker_login.sql
+    (mounted into its container) with -v password=..., as db's owner."""
+    login = service(compose, "worker-login")
+    assert SUPABASE_PG15_IMAGE.match(login.get("image", "")), login.get("image")
+    args = [interpolate(a) for a in command(login)]
+    entrypoint = login.get("entrypoint")
+    assert (entrypoint if isinstance(entrypoint, list) else shlex.split(entrypoint or "")) == ["psql"], entrypoint
+    assert "ON_ERROR_STOP=1" in args, "psql must stop at the first error (and exit non-zero)"
+    script = args[args.index("-f") + 1]
+    mounts = {str(v).split(":")[1]: str(v).split(":")[0] for v in login.get("volumes") or []}
+    assert (COMPOSE_FILE.parent / mounts[script]).resolve() == WORKER_LOGIN_SQL, mounts
+    password = next(a.split("=", 1)[1] for a in args if a.startswith("password="))
+    env = environment(login)
+    db = db_settings(compose)
+    assert (env.get("PGHOST"), env.get("PGUSER"), env.get("PGPASSWORD"), env.get("PGDATABASE")) == (
+        "db", "postgres", db["password"], db["database"])
+    text = WORKER_LOGIN_SQL.read_text()
+    roles = LOGIN_ROLE.findall(text)
+    assert len(roles) == 1, f"{WORKER_LOGIN_SQL.name} must create one login in role autoembed_worker"
+    assert not ROLE_POWERS.search(text), ROLE_POWERS.search(text)
+    return roles[0], password
+
+
+def test_the_worker_connects_as_the_least_privilege_login_the_compose_step_creates(compose):
+    role, password = worker_login(compose)
+    url = database_url(compose, "worker")
+    assert unquote(url.username or "") == role and role not in ROLES_WITH_POSTGRES_PASSWORD, url.username
+    assert password and unquote(url.password or "") == password, "the worker's password is not the login's"
 
 
 def test_pg_cron_and_pg_net_run_in_the_workers_database(compose):
@@ -217,6 +277,20 @@ def test_pg_cron_and_pg_net_run_in_the_workers_database(compose):
     worker_db = url.path.lstrip("/")
     assert db["cron_database"] == worker_db == db["database"], db
     assert db["pg_net_database"] == worker_db, db
+
+
+def test_worker_healthcheck_asks_healthz_of_its_http_port(compose):
+    worker = service(compose, "worker")
+    port = environment(worker)["AUTOEMBED_METRICS_PORT"]
+    check = worker.get("healthcheck") or {}
+    test = check.get("test")
+    assert isinstance(test, list) and test[0] == "CMD", f"healthcheck is not exec form: {test!r}"
+    assert check.get("disable") is not True
+    probe = " ".join(test[1:])
+    # any path of the old metrics server answered 200: only /healthz says whether the loop fails
+    urls = re.findall(r"https?://[^'\"\s]+", probe)
+    assert urls == [f"http://127.0.0.1:{port}/healthz"], urls
+    assert "urlopen" in probe, "the probe must fail on a non-2xx answer (urlopen raises on 503)"
 
 
 def test_worker_command_metrics_and_model_cache(compose):

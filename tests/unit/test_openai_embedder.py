@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
+import re
 import socket
 import subprocess
 import sys
@@ -12,9 +15,13 @@ import time
 import traceback
 from email.utils import formatdate
 from pathlib import Path
+from urllib.parse import unquote
 
 import numpy as np
 import pytest
+import requests
+from support import DIMS as SUPPORT_DIMS
+from support import create_docs, drain, watch
 
 from autoembed.embedders import build_embedder
 from autoembed.embedders.hashing import HashingEmbedder
@@ -25,9 +32,13 @@ from autoembed.embedders.openai import (
     parse_retry_after,
     public_endpoint,
 )
+from autoembed.embedders.dispatch import CALL_ROUNDS
+from autoembed.embedders.pacing import PROBE_BASE_S, ConcurrencyLimiter, RequestSizer, TokenBucket
+from autoembed.embedders.tokens import estimate_tokens, input_limit
 from autoembed.errors import ConfigError, EmbeddingError
+from autoembed.secrets import Scrubber
 from autoembed.settings import Settings
-from support.openai_stub import OpenAIStub
+from support.openai_stub import ECHO_FORMS, OpenAIStub
 
 KEY = "sk-test-THIS-KEY-MUST-NEVER-BE-PRINTED-4242"
 DIMS = 8
@@ -75,7 +86,7 @@ def test_vectors_match_hashing_and_keep_input_order_across_requests(embedders):
     texts = [f"document number {i} about {'cats' if i % 2 else 'databases'}" for i in range(7)]
     with OpenAIStub(dimensions=DIMS, shuffle=True, seed=7) as stub:
         vectors = embedders(stub, openai_batch_size=3).embed(texts)
-        assert stub.requests == [3, 3, 1]
+        assert sorted(stub.requests) == [1, 3, 3]  # requests go out concurrently: arrival order varies
     assert len(vectors) == 7
     for got, want in zip(vectors, expected(texts), strict=True):
         assert got.dtype == np.float32
@@ -130,7 +141,8 @@ def test_registry_builds_the_openai_embedder():
         assert isinstance(embedder, OpenAIEmbedder)
         assert embedder.kind == "openai"
         assert embedder.dimensions == 384
-        assert embedder.max_batch_size == Settings().openai_batch_size
+        # until the endpoint has answered, a call carries no more than one full request
+        assert 1 <= embedder.max_batch_size <= Settings().openai_batch_size
     finally:
         embedder.close()
 
@@ -481,3 +493,394 @@ def test_stub_runs_as_a_module():
         _, stderr = proc.communicate(timeout=10)
     assert proc.returncode == 0
     assert json.loads(stderr.strip().splitlines()[-1]) == {"500": 1}
+
+
+# -- concurrency -----------------------------------------------------------------------------
+
+
+def test_requests_go_out_concurrently_up_to_the_limit_and_vectors_keep_input_order(embedders):
+    texts = [f"text number {i}" for i in range(400)]
+    with OpenAIStub(latency=0.05, shuffle=True, seed=2) as stub:
+        embedder = embedders(stub, openai_batch_size=8, openai_max_concurrency=8)
+        started = time.monotonic()
+        vectors = embedder.embed(texts)
+        elapsed = time.monotonic() - started
+        assert stub.max_concurrent == 8  # reached, never exceeded
+        assert sum(stub.requests) == 400  # each text sent once
+    for got, want in zip(vectors, expected(texts), strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert elapsed < 0.5 * (400 / 8) * 0.05  # one request at a time would take 2.5 s
+
+
+def test_max_batch_size_grows_to_fill_every_request_slot(embedders):
+    with OpenAIStub(latency=0.02) as stub:
+        embedder = embedders(stub, openai_batch_size=16, openai_max_concurrency=4)
+        first = embedder.max_batch_size
+        for _ in range(6):
+            embedder.embed([f"t{i}" for i in range(embedder.max_batch_size)])
+    assert first < 4 * 16
+    assert embedder.max_batch_size == CALL_ROUNDS * 4 * 16  # every slot busy for several requests
+    assert embedder.pacing()["concurrency"] == 4 and embedder.pacing()["request_texts"] == 16
+
+
+def test_over_capacity_429s_halve_the_concurrency_and_it_climbs_back(embedders):
+    texts = [f"row {i}" for i in range(600)]
+    with OpenAIStub(latency=0.05, capacity=3, overload_retry_after=0.2) as stub:
+        embedder = embedders(stub, openai_batch_size=4, openai_max_concurrency=12)
+        vectors = embedder.embed(texts)
+        log = stub.request_log
+    for got, want in zip(vectors, expected(texts), strict=True):
+        np.testing.assert_array_equal(got, want)
+    refused = [i for i, r in enumerate(log) if r.outcome == "429"]
+    assert refused, "the embedder should have found the capacity by running into it"
+    assert len(refused) <= 6  # it slowed down instead of hammering the endpoint
+    after = log[refused[-1] + 1:]
+    assert sum(r.outcome == "ok" for r in after) > 50
+    assert max(r.concurrent for r in after) == 3  # and came back to the endpoint's capacity
+    assert embedder.pacing()["known_good_concurrency"] == 3
+    assert sum(r.inputs for r in log if r.outcome == "ok") == 600  # nothing computed twice
+
+
+def test_retry_after_is_honoured_before_a_refused_request_goes_again(embedders):
+    with OpenAIStub(latency=0.1, capacity=1, overload_retry_after=0.6) as stub:
+        embedder = embedders(stub, openai_batch_size=8)
+        vectors = embedder.embed([f"t{i}" for i in range(16)])  # two requests at once: one is refused
+        log = stub.request_log
+    assert len(vectors) == 16
+    assert [r.outcome for r in log].count("429") == 1
+    refused = next(r for r in log if r.outcome == "429")
+    again = [r for r in log if r.outcome == "ok" and r.arrived > refused.arrived]
+    assert again and again[0].arrived - refused.arrived >= 0.6
+
+
+def test_when_every_request_is_refused_the_error_goes_to_the_worker_at_once(embedders):
+    # nothing succeeds: one request per chunk, then the worker's own backoff decides
+    with OpenAIStub(faults={"429": 1.0}) as stub:
+        started = time.monotonic()
+        error = raises_embedding_error(embedders(stub, openai_batch_size=4), [f"t{i}" for i in range(8)])
+        assert time.monotonic() - started < 0.5
+        assert stub.counts["429"] == 2
+    assert error.retryable and error.retry_after == 1.0
+
+
+def test_one_transient_failure_among_many_requests_is_retried_inside_the_call(embedders):
+    texts = [f"t{i}" for i in range(200)]
+    with OpenAIStub(latency=0.01, faults={"500": 0.05}, seed=11) as stub:
+        vectors = embedders(stub, openai_batch_size=8).embed(texts)
+        assert stub.counts["500"] >= 1
+    for got, want in zip(vectors, expected(texts), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_requests_per_minute_are_respected(embedders):
+    with OpenAIStub() as stub:
+        embedder = embedders(stub, openai_batch_size=1, openai_rpm=600)  # 10 a second
+        embedder.embed([f"t{i}" for i in range(15)])
+        arrivals = [r.arrived for r in stub.request_log]
+    assert len(arrivals) == 15
+    assert arrivals[-1] - arrivals[0] >= 13 * 0.1 * 0.95
+    for first in arrivals:
+        assert sum(first <= t < first + 1.0 for t in arrivals) <= 11
+
+
+def test_tokens_per_minute_are_respected(embedders):
+    texts = [" ".join(["word"] * 60)] * 20  # ~62 tokens each by the estimate
+    with OpenAIStub() as stub:
+        embedder = embedders(stub, openai_batch_size=2, openai_tpm=60_000)  # 1,000 a second
+        cost = sum(embedder.estimate_tokens(t) for t in texts)
+        started = time.monotonic()
+        embedder.embed(texts)
+        elapsed = time.monotonic() - started
+    assert cost > 1000
+    assert elapsed >= (cost - 1000) / 1000 * 0.9
+
+
+# -- adapting to the endpoint ----------------------------------------------------------------
+
+
+def test_a_timed_out_request_is_sent_again_in_halves_not_at_the_same_size(embedders):
+    texts = [f"t{i}" for i in range(8)]
+    with OpenAIStub(per_text_latency=0.2) as stub:
+        embedder = embedders(stub, openai_timeout=0.5, openai_batch_size=8)
+        vectors = embedder.embed(texts)
+        sizes = stub.requests
+        stub.reset()
+        embedder.embed(texts)  # the pace is known now: 8 texts get a timeout that fits them
+        again = stub.requests
+    assert sizes[0] == 8  # 1.6 s: timed out after 0.5 s and abandoned
+    assert max(sizes[1:]) <= 4  # never sent at that size again
+    assert sum(sizes[1:]) == 8
+    for got, want in zip(vectors, expected(texts), strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert sum(again) == 8  # nothing timed out and went twice
+
+
+def test_a_text_that_times_out_alone_twice_is_an_error(embedders):
+    with OpenAIStub(hang_texts={"HANG"}, hang_seconds=5) as stub:
+        embedder = embedders(stub, openai_timeout=0.3, openai_batch_size=4)
+        error = raises_embedding_error(embedder, ["a", "b", "c", "HANG"])
+        hung = sorted(r.inputs for r in stub.request_log if r.outcome == "hang")
+    assert hung == [1, 1, 2, 4]  # halved each time, and only one repeat at one text
+    assert error.retryable
+    assert "timed out" in str(error)
+
+
+def test_a_slow_cpu_server_works_at_default_settings(embedders):
+    # A server computing one request at a time at 0.1 s per text, with the default timeout scaled
+    # by the same 1/10 (3 s): a default-sized request (64 texts, 6.4 s) would time out every time.
+    # Here every request is answered within its timeout and no text is computed twice.
+    texts = [f"passage {i}" for i in range(40)]
+    with OpenAIStub(workers=1, per_text_latency=0.1) as stub:
+        embedder = embedders(stub, openai_timeout=3.0)
+        vectors: list = []
+        while len(vectors) < len(texts):  # as the worker calls it
+            vectors += embedder.embed(texts[len(vectors):len(vectors) + embedder.max_batch_size])
+        log = stub.request_log
+    for got, want in zip(vectors, expected(texts), strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert {r.outcome for r in log} == {"ok"}
+    assert sum(r.inputs for r in log) == 40
+
+
+def test_a_text_longer_than_the_model_accepts_is_never_sent(embedders):
+    korean = "가나다라마바사" * 1000  # 7,000 Hangul syllables: over 8,191 tokens for cl100k_base
+    with OpenAIStub(dimensions=32) as stub:
+        embedder = embedders(stub, model="text-embedding-3-small")
+        assert embedder.max_input_tokens == 8191
+        error = raises_embedding_error(embedder, ["short", korean])
+        capped = embedders(stub, openai_max_input_tokens=100)
+        error_capped = raises_embedding_error(capped, ["word " * 200])
+        assert stub.requests == []
+    assert error.retryable is False
+    assert "text 2 of 2" in str(error) and "8,191" in str(error)
+    assert error_capped.retryable is False
+
+
+# -- token estimates -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "window", "known"),
+    [
+        ("text-embedding-3-small", 8191, True),
+        ("text-embedding-ada-002", 8191, True),
+        ("intfloat/multilingual-e5-small", 512, True),
+        ("bge-m3", 8192, True),
+        ("nomic-embed-text:latest", 8192, True),
+        ("some-private-model", 512, False),
+    ],
+)
+def test_input_limits_by_model_family(model, window, known):
+    limit = input_limit(model)
+    assert (limit.max_tokens, limit.known) == (window, known)
+
+
+def test_estimates_count_korean_by_the_character_not_by_four():
+    sentence = "데이터베이스에 벡터 인덱스를 만들면 검색이 빨라집니다."
+    syllables = sum("가" <= c <= "힣" for c in sentence)
+    assert estimate_tokens(sentence, wide_char_tokens=1.0) >= syllables
+    assert estimate_tokens(sentence, wide_char_tokens=1.5) >= 1.5 * syllables
+    english = "the quick brown fox jumps over the lazy dog"
+    assert 9 <= estimate_tokens(english) <= 20  # nine words, high but not absurd
+    assert estimate_tokens("🙂" * 10) >= 40
+
+
+# -- pacing, pure ----------------------------------------------------------------------------
+
+
+def test_limiter_doubles_halves_once_per_burst_and_climbs_back_to_the_known_level():
+    limiter = ConcurrencyLimiter(32, initial=2)
+    now = 0.0
+    while limiter.limit < 16:  # slow start: every answer at the full limit adds one
+        level = limiter.limit
+        for _ in range(level):
+            limiter.on_success(level, 0.1, now)
+        now += 0.1
+    assert limiter.limit == 16
+    for level in range(11, 17):  # one burst of refusals above the capacity of 10
+        limiter.on_overload(level, now, round_trip=0.1)
+    assert limiter.limit == 8 and limiter.ceiling == 10
+    for _ in range(10):
+        limiter.on_success(limiter.limit, 0.1, now + 0.2)
+    assert limiter.limit == 10  # straight back to what worked, and no further
+    assert not limiter.probing(now + 1)
+    assert limiter.probing(now + PROBE_BASE_S + 1)  # a probe above it, later
+    limiter.on_probe_refused(now + PROBE_BASE_S + 1)
+    assert limiter.limit == 10 and not limiter.probing(now + 2 * PROBE_BASE_S)  # next one twice as late
+    assert limiter.probing(now + 3 * PROBE_BASE_S + 2)
+    limiter.on_overload(10, now + 20 * PROBE_BASE_S, round_trip=0.1)  # a regular request refused
+    assert limiter.limit == 5 and limiter.ceiling == 9
+
+
+def test_limiter_finds_a_shrunk_capacity_and_grows_back_once_it_returns():
+    limiter = ConcurrencyLimiter(16, initial=8)
+    limiter.on_overload(9, 0.0, round_trip=0.2)  # capacity 8 found
+    for level in range(4, 9):
+        limiter.on_success(level, 0.2, 0.5)
+    assert limiter.limit == 8
+    limiter.on_overload(3, 1.0, round_trip=0.2)  # the provider now serves two at once
+    assert limiter.limit == 2 and limiter.ceiling == 2  # halved, and no higher than what it serves
+    now = 1.0 + PROBE_BASE_S
+    for _ in range(60):  # capacity is back: every answered probe counts, and each level is confirmed
+        if limiter.probing(now):
+            limiter.on_success(limiter.limit + 1, 0.2, now, probe=True)
+        limiter.on_success(limiter.limit, 0.2, now)
+        now += 0.05
+    assert limiter.ceiling == 16 and limiter.limit == 16  # back up, to the configured maximum
+
+
+def test_limiter_holds_when_the_limit_is_not_in_use_or_answers_are_slow():
+    limiter = ConcurrencyLimiter(16, initial=8)
+    limiter.on_success(3, 0.1, 0.0)  # only three in flight: says nothing about eight
+    limiter.on_success(8, 30.0, 0.0)  # at the limit but slow
+    assert limiter.limit == 8
+
+
+def test_sizer_starts_small_grows_and_fits_requests_to_the_target_time():
+    fast = RequestSizer(64, timeout_floor=30)
+    assert fast.size < 64
+    for _ in range(5):
+        fast.on_success(fast.size, 0.2)
+    assert fast.size == 64 and fast.timeout(64) == 30
+    slow = RequestSizer(64, timeout_floor=30)
+    slow.on_success(slow.size, 8.0)  # one second per text
+    assert slow.size == 5
+    assert slow.timeout(5) == 30 and slow.timeout(20) == 80  # longer than the floor when expected to be
+    slow.on_timeout(5, 30)
+    assert slow.size == 2
+
+
+def test_token_bucket_paces_and_lets_a_large_take_go_into_debt():
+    bucket = TokenBucket(rate=10, burst=10)
+    assert bucket.wait(10, 0.0) == 0
+    bucket.take(25, 0.0)  # more than the burst: goes, leaves a debt of 15
+    assert bucket.wait(1, 0.0) == pytest.approx(1.6)
+    assert bucket.wait(1, 1.6) == pytest.approx(0, abs=1e-6)
+
+
+# -- secrets in every form -------------------------------------------------------------------
+
+
+def assert_no_trace(text: str, key: str = KEY) -> None:
+    """No run of 6 characters of `key` in `text`, read as it is, URL-decoded, unescaped, or with
+    any base64 or hex token in it decoded (checked independently of the scrubber)."""
+    runs = {key[i:i + 6].lower() for i in range(len(key) - 5)}
+    readings = [text, unquote(text), text.replace("\\n", "\n").replace("\\\\", "\\")]
+    for token in re.findall(r"[A-Za-z0-9+/=_-]{8,}", text):
+        for shift in range(4):
+            part = token[shift:].replace("-", "+").replace("_", "/").rstrip("=")
+            try:
+                readings.append(base64.b64decode(part[: len(part) // 4 * 4]).decode("latin-1"))
+            except (ValueError, binascii.Error):
+                pass
+        if re.fullmatch(r"[0-9a-fA-F]+", token) and len(token) % 2 == 0:
+            readings.append(bytes.fromhex(token).decode("latin-1"))
+    for reading in readings:
+        low = reading.lower()
+        leaked = [run for run in runs if run in low]
+        assert not leaked, f"key fragments {leaked} in {text!r}"
+
+
+def assert_logs_clean(caplog) -> None:
+    for record in caplog.records:
+        assert_no_trace(record.getMessage())
+        assert_no_trace(repr(vars(record)))
+
+
+@pytest.mark.parametrize("form", sorted(ECHO_FORMS))
+@pytest.mark.parametrize("fault", ["500", "400"])
+def test_a_key_echoed_by_the_provider_in_any_form_never_leaks(embedders, caplog, form, fault):
+    caplog.set_level(logging.DEBUG)
+    options = {"fail_texts": {"POISON"}} if fault == "400" else {"faults": {"500": 1.0}}
+    with OpenAIStub(echo_key=form, **options) as stub:
+        error = raises_embedding_error(embedders(stub), ["a POISON row"])
+    assert f"HTTP {fault}" in str(error) and "(credential: " in str(error)
+    assert_no_trace(leaked_text(error))
+    assert_logs_clean(caplog)
+
+
+@pytest.mark.parametrize("name", ["OPENAI_API_KEY", "AUTOEMBED_OPENAI_API_KEY"])
+def test_a_key_read_with_a_trailing_newline_is_stripped_and_works(name):
+    with OpenAIStub(require_key=KEY) as stub:
+        settings = Settings.from_env({name: f"  {KEY}\r\n", "AUTOEMBED_OPENAI_BASE_URL": stub.base_url})
+        embedder = OpenAIEmbedder.from_settings("m", DIMS, settings)
+        try:
+            vectors = embedder.embed(["hello"])
+        finally:
+            embedder.close()
+    assert settings.openai_api_key == KEY
+    np.testing.assert_array_equal(vectors[0], expected(["hello"])[0])
+
+
+@pytest.mark.parametrize("name", ["OPENAI_API_KEY", "AUTOEMBED_OPENAI_API_KEY"])
+@pytest.mark.parametrize("inside", ["\n", " ", "\t", "\x00", "é"])
+def test_a_key_with_whitespace_or_control_characters_inside_is_a_config_error_naming_the_variable(name, inside):
+    broken = KEY[:12] + inside + KEY[12:] + "\n"
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({name: broken})
+    assert name in str(info.value)
+    assert_no_trace(leaked_text(info.value))
+    with pytest.raises(ConfigError) as direct:  # given to the embedder directly, not from the environment
+        OpenAIEmbedder("m", DIMS, base_url="http://127.0.0.1:9/v1", api_key=broken)
+    assert_no_trace(leaked_text(direct.value))
+
+
+def test_the_text_of_requests_invalid_header_error_is_scrubbed():
+    # What `requests` raises for a key with a newline: the header value's repr, key included.
+    with pytest.raises(requests.exceptions.InvalidHeader) as info:
+        requests.Request("POST", "http://127.0.0.1:9/v1", headers={"Authorization": f"Bearer {KEY}\n"}).prepare()
+    assert KEY in str(info.value)
+    assert_no_trace(Scrubber([KEY + "\n"]).scrub(str(info.value)))
+    assert_no_trace(Scrubber([KEY]).scrub(str(info.value)))
+
+
+def test_credentials_in_the_url_query_never_leak(caplog):
+    caplog.set_level(logging.DEBUG)
+    secret = "query-secret-7731-abcdef"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    with OpenAIStub() as stub:
+        for base_url, texts in ((f"{stub.base_url}?api-key={secret}", ["works"]),
+                                (f"http://127.0.0.1:{closed_port}/v1?api-key={secret}", ["refused"])):
+            embedder = OpenAIEmbedder("m", DIMS, base_url=base_url, api_key=KEY)
+            try:
+                try:
+                    embedder.embed(texts)
+                except EmbeddingError as exc:
+                    assert "connection refused" in str(exc)
+                    assert_no_trace(leaked_text(exc), secret)
+                assert_no_trace(repr(embedder), secret)
+            finally:
+                embedder.close()
+        assert stub.counts["ok"] == 1
+    assert any("api-key" in record.getMessage() for record in caplog.records)  # urllib3 logged the URL...
+    for record in caplog.records:  # ...without the value
+        assert_no_trace(record.getMessage(), secret)
+        assert_no_trace(record.getMessage())
+
+
+def test_a_failure_record_holds_no_trace_of_the_key(conn, dsn, settings, caplog):
+    caplog.set_level(logging.DEBUG)
+    create_docs(conn)
+    watch(conn, embedder="openai", model="stub-model", max_attempts=1)
+    conn.execute("insert into docs (body) values ('a POISON row')")
+    with OpenAIStub(dimensions=SUPPORT_DIMS, fail_texts={"POISON"}, echo_key="partial") as stub:
+        drain(dsn, settings.replace(openai_base_url=stub.base_url, openai_api_key=KEY))
+    message = conn.execute("select error_message from autoembed.failures").fetchone()[0]
+    assert "HTTP 400" in message and "(credential: ***" in message
+    assert_no_trace(message)
+    assert_logs_clean(caplog)
+
+
+@pytest.mark.parametrize(
+    ("secret", "text", "scrubbed"),
+    [
+        ("ollama", "key ollama rejected by http://ollama-host", "key *** rejected by http://ollama-host"),
+        ("x", "text x", "text ***"),  # a one-letter key does not garble every word with an x
+        (KEY + "\n", f"'Bearer {KEY}\\n'", "'Bearer ***'"),  # the repr of a key read with its newline
+        (KEY, f"key={KEY.upper()[:20]}", "key=***"),  # a piece of it, upper-cased
+    ],
+)
+def test_scrubber_masks_secrets_without_garbling_the_rest(secret, text, scrubbed):
+    assert Scrubber([secret]).scrub(text) == scrubbed

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.rows import dict_row
 
-from autoembed.embedders import DEFAULT_MODEL, EmbedderCache, build_embedder
+from autoembed.embedders import EmbedderCache, build_embedder, default_model
+from autoembed.embedders.inputs import embed_query
 from autoembed.errors import ConfigError
 from autoembed.queries import QUERIES
 from autoembed.settings import Settings
@@ -18,13 +19,20 @@ from autoembed.settings import Settings
 DISTANCES = ("cosine", "l2", "inner_product")
 
 
+#: the vector index of a chunked watch's chunk table (autoembed.watch's `chunk_index`)
+CHUNK_INDEXES = ("hnsw", "none")
+
+
 @dataclass(frozen=True)
 class Hit:
-    """One search result: the row's key, its content and its distance to the query."""
+    """One search result: the row's key, its content and its distance to the query; for a chunked
+    watch also the row's nearest chunk and its position among the row's chunks (from 0)."""
 
     pk: str
     content: str | None
     distance: float
+    chunk: str | None = None
+    chunk_position: int | None = None
 
 
 @dataclass(frozen=True)
@@ -47,17 +55,26 @@ class Progress:
 
 
 def watch(conn: psycopg.Connection, table: str, content: str, *, settings: Settings,
-          embedding_column: str = "embedding", embedder: str = "local", model: str = DEFAULT_MODEL,
+          embedding_column: str = "embedding", embedder: str = "local", model: str | None = None,
           distance: str = "cosine", max_attempts: int = 5, clear_on_change: bool = True, backfill: bool = True,
+          chunks: bool = False, chunk_tokens: int | None = None, chunk_overlap: int | None = None,
+          chunk_index: str = "hnsw", query_prompt: str | None = None, passage_prompt: str | None = None,
           check_model: bool = True) -> int:
-    """Watch `table` (autoembed.watch) and return its source id. With `check_model`, the embedder is
-    built now (with `settings`) and a model whose dimension differs from the column's is refused
-    with ConfigError, changing nothing: both happen in one transaction."""
+    """Watch `table` (autoembed.watch) and return its source id. With `chunks`, rows are split into
+    chunks of at most `chunk_tokens` tokens (None: the model's window, at most 512) overlapping by
+    `chunk_overlap`, kept in a chunk table with a `chunk_index` (hnsw or none). `query_prompt` and
+    `passage_prompt` go before queries and passages (None: the model family's). `model` None is the
+    embedder's default (registry.default_model). With `check_model`,
+    the embedder is built now (with `settings`) and a model whose dimension differs from the
+    column's is refused with ConfigError, changing nothing: both happen in one transaction."""
+    model = model or default_model(embedder)
     with conn.transaction():
         source_id = conn.execute(QUERIES["watch"], {
             "table": table, "content": content, "embedding_column": embedding_column, "embedder": embedder,
             "model": model, "distance": distance, "max_attempts": max_attempts,
-            "clear_on_change": clear_on_change, "backfill": backfill,
+            "clear_on_change": clear_on_change, "backfill": backfill, "chunks": chunks,
+            "chunk_tokens": chunk_tokens, "chunk_overlap": chunk_overlap, "chunk_index": chunk_index,
+            "query_prompt": query_prompt, "passage_prompt": passage_prompt,
         }).fetchone()[0]
         dimensions = conn.execute(QUERIES["source_dimensions"], (source_id,)).fetchone()[0]
         if check_model:
@@ -73,9 +90,10 @@ def watch(conn: psycopg.Connection, table: str, content: str, *, settings: Setti
     return source_id
 
 
-def unwatch(conn: psycopg.Connection, table: str) -> None:
-    """Stop watching `table`: its triggers and pending jobs go, stored vectors stay."""
-    conn.execute(QUERIES["unwatch"], (table,))
+def unwatch(conn: psycopg.Connection, table: str) -> str:
+    """Stop watching `table`: its triggers and pending jobs go, stored vectors stay. Returns what
+    was dropped, in a sentence (autoembed.unwatch's)."""
+    return conn.execute(QUERIES["unwatch"], (table,)).fetchone()[0]
 
 
 def backfill(conn: psycopg.Connection, table: str, *, only_missing: bool = True) -> int:
@@ -119,21 +137,23 @@ def failures(conn: psycopg.Connection, table: str | None = None, limit: int = 50
 
 
 def search(conn: psycopg.Connection, table: str, query: str, k: int = 5, *, settings: Settings,
-           embedders: EmbedderCache | None = None) -> list[Hit]:
-    """The `k` rows of `table` nearest to `query`, embedded with the table's own embedder, by the
-    table's distance (cosine by default).
+           embedders: EmbedderCache | None = None, chunks_per_row: int = 1) -> list[Hit]:
+    """The `k` rows of `table` nearest to `query`, embedded with the table's own embedder after its
+    query prompt, by the table's distance (cosine by default); for a chunked watch each row comes
+    with its nearest chunk, or up to `chunks_per_row` of its chunks (then hits are the `k` nearest
+    chunks, several of a row allowed).
 
     Runs as the connection's user, so row-level security applies; uses the vector index if any.
     """
     if not query or not query.strip():
         raise ConfigError("search query must not be empty")
-    if k < 1:
-        raise ConfigError(f"k must be at least 1, got {k}")
+    if k < 1 or chunks_per_row < 1:
+        raise ConfigError(f"k and chunks_per_row must be at least 1, got {k} and {chunks_per_row}")
     row = conn.execute(QUERIES["source_for_table"], (table,)).fetchone()
     if row is None:
         raise ConfigError(f"table {table} is not watched by autoembed")
-    kind, model, dimensions = row
+    kind, model, dimensions, query_prompt = row
     embedders = embedders or EmbedderCache(settings)
-    vector = embedders.get(kind, model, dimensions).embed([query])[0]
-    rows = conn.execute(QUERIES["search"], (table, vector, k), binary=True).fetchall()
-    return [Hit(pk, content, distance) for pk, content, distance in rows]
+    vector = embed_query(embedders.get(kind, model, dimensions), query, query_prompt)
+    rows = conn.execute(QUERIES["search"], (table, vector, k, chunks_per_row), binary=True).fetchall()
+    return [Hit(*row) for row in rows]

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sys
 import time
+import unicodedata
 
 import click
 
-from autoembed import __version__, api
+from autoembed import __version__, api, hints, logs
 from autoembed.connections import connect
 from autoembed.devdb import dev_cluster
-from autoembed.embedders import DEFAULT_MODEL, KINDS, LOCAL_BACKENDS
-from autoembed.errors import AutoembedError, DatabaseUnavailable
+from autoembed.embedders import DEFAULT_MODEL, KINDS, LOCAL_BACKENDS, default_model
+from autoembed.errors import AutoembedError, ConfigError, DatabaseUnavailable
 from autoembed.settings import Settings
 
 log = logging.getLogger("autoembed")
@@ -42,44 +44,66 @@ class Context:
         return connect(self.dsn(), autocommit=autocommit)
 
 
+def fail(exc: BaseException, command: str | None = None, dsn: str | None = None) -> None:
+    """Print `autoembed: error: <what>` (and `autoembed: hint: <what to do>` when there is a fix to
+    name) on stderr, and exit with status 2."""
+    click.echo(f"autoembed: error: {hints.message(exc)}", err=True)
+    advice = hints.hint(exc, command, dsn)
+    if advice:
+        click.echo(f"autoembed: hint: {advice}", err=True)
+    sys.exit(2)
+
+
+def _subcommand_dsn(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    """`-d/--dsn` given after the command name: it wins over the one before it and DATABASE_URL."""
+    if value:
+        obj = ctx.find_object(Context)
+        obj.settings = obj.settings.replace(database_url=value)
+
+
 class AutoembedGroup(click.Group):
-    """Turns project errors into one clear line on stderr and exit status 2."""
+    """Turns project errors into one clear line on stderr (and a hint) and exit status 2; gives
+    every command of its own `-d/--dsn`, so it may follow the command name too."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        """Register `cmd`; a command (not a group of them) also takes `-d/--dsn`."""
+        if not isinstance(cmd, click.Group):
+            cmd.params.append(click.Option(["-d", "--dsn"], expose_value=False, is_eager=True,
+                                           callback=_subcommand_dsn, help="PostgreSQL DSN (wins over one before the command and DATABASE_URL)."))
+        super().add_command(cmd, name)
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except AutoembedError as exc:
-            click.echo(f"autoembed: error: {exc}", err=True)
-            sys.exit(2)
         except Exception as exc:  # database errors raised by SQL API checks carry clear messages
             import psycopg
 
-            if isinstance(exc, psycopg.Error):
-                click.echo(f"autoembed: error: {exc.diag.message_primary or exc}", err=True)
-                sys.exit(2)
+            if isinstance(exc, (AutoembedError, psycopg.Error)):
+                obj = ctx.find_object(Context)
+                fail(exc, ctx.invoked_subcommand, obj.settings.database_url if obj else None)
             raise
 
 
 @click.group(cls=AutoembedGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(__version__, "-V", "--version", prog_name="autoembed")
-@click.option("--dsn", envvar="DATABASE_URL", help="PostgreSQL DSN [env DATABASE_URL]; default: the running dev database.")
+@click.option("-d", "--dsn", envvar="DATABASE_URL",
+              help="PostgreSQL DSN [env DATABASE_URL]; default: the running dev database. Also accepted after the command.")
 @click.option("--log-level", default="INFO", envvar="AUTOEMBED_LOG_LEVEL",
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
               help="Log level [env AUTOEMBED_LOG_LEVEL].")
+@click.option("--log-format", default="text", envvar="AUTOEMBED_LOG_FORMAT", type=click.Choice(logs.FORMATS),
+              help="Log lines as text, or one JSON object each [env AUTOEMBED_LOG_FORMAT].")
 @click.pass_context
-def main(ctx: click.Context, dsn: str | None, log_level: str) -> None:
+def main(ctx: click.Context, dsn: str | None, log_level: str, log_format: str) -> None:
     """autoembed: automatic embeddings for PostgreSQL and Supabase.
 
     Settings come from the environment (AUTOEMBED_*, DATABASE_URL, OPENAI_API_KEY); flags override them.
     """
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)  # third-party libraries (ONNX quantizer, pgmq) stay quiet
-    logging.getLogger("autoembed").setLevel(log_level.upper())
+    logs.configure(log_level, log_format)  # third-party libraries (ONNX quantizer, pgmq) log WARNING and up
     try:
         settings = Settings.from_env().replace(database_url=dsn)
     except AutoembedError as exc:
-        click.echo(f"autoembed: error: {exc}", err=True)
-        sys.exit(2)
+        fail(exc)
     ctx.obj = Context(settings)
 
 
@@ -102,7 +126,12 @@ def dev_db_start(obj: Context) -> None:
 @click.pass_obj
 def dev_db_stop(obj: Context) -> None:
     """Stop the dev database (its data stays)."""
-    dev_cluster(obj.settings.home, obj.settings.dev_db_port).stop()
+    cluster = dev_cluster(obj.settings.home, obj.settings.dev_db_port)
+    if not cluster.running():
+        click.echo("the dev database was not running" + ("" if cluster.initialized() else " (not created yet)"))
+        return
+    cluster.stop()
+    click.echo(f"stopped the dev database on port {obj.settings.dev_db_port} (its data stays in {cluster.data_dir})")
 
 
 @dev_db.command("status")
@@ -144,7 +173,8 @@ def migrate(obj: Context) -> None:
 @click.option("--content", required=True, help="Column holding the text, or a function f(row) returning text.")
 @click.option("--embedding-column", default="embedding", help="vector(N) or halfvec(N) column to fill.")
 @click.option("--embedder", default="local", type=click.Choice(KINDS))
-@click.option("--model", default=DEFAULT_MODEL, help="Model name or path.")
+@click.option("--model", default=None, show_default=False,
+              help=f"Model name or path [default: {DEFAULT_MODEL}; for e5: {default_model('e5')}].")
 @click.option("--distance", default="cosine", type=click.Choice(api.DISTANCES))
 @click.option("--max-attempts", default=5, type=int, help="Tries before a row goes to autoembed.failures.")
 @click.option("--keep-stale/--clear-on-change", default=False,
@@ -152,14 +182,27 @@ def migrate(obj: Context) -> None:
 @click.option("--no-backfill", is_flag=True, help="Do not enqueue existing rows without an embedding.")
 @click.option("--check-model/--no-check-model", default=True,
               help="Build the embedder now and check its dimension against the column.")
+@click.option("--chunks", is_flag=True, help="Split long content into chunks, each with its own vector (for search).")
+@click.option("--chunk-tokens", type=int, default=None, show_default=False,
+              help="Most tokens of a chunk [default: the model's window, at most 512].")
+@click.option("--chunk-overlap", type=int, default=None, show_default=False,
+              help="Tokens a chunk repeats of the text before it [default: an eighth of the chunk size].")
+@click.option("--chunk-index", default="hnsw", type=click.Choice(api.CHUNK_INDEXES), help="Vector index of the chunks.")
+@click.option("--query-prompt", default=None, show_default=False,
+              help="Put before search queries [default: the model family's, e.g. 'query: ' for e5].")
+@click.option("--passage-prompt", default=None, show_default=False,
+              help="Put before content and chunks [default: the model family's, e.g. 'passage: ' for e5].")
 @click.pass_obj
 def watch(obj: Context, table, content, embedding_column, embedder, model, distance, max_attempts, keep_stale,
-          no_backfill, check_model) -> None:
+          no_backfill, check_model, chunks, chunk_tokens, chunk_overlap, chunk_index, query_prompt,
+          passage_prompt) -> None:
     """Watch TABLE: every insert or content change gets embedded."""
     with obj.connect() as conn:
         source_id = api.watch(conn, table, content, settings=obj.settings, embedding_column=embedding_column,
                               embedder=embedder, model=model, distance=distance, max_attempts=max_attempts,
-                              clear_on_change=not keep_stale, backfill=not no_backfill, check_model=check_model)
+                              clear_on_change=not keep_stale, backfill=not no_backfill, chunks=chunks,
+                              chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, chunk_index=chunk_index,
+                              query_prompt=query_prompt, passage_prompt=passage_prompt, check_model=check_model)
     click.echo(f"watching {table} (source {source_id})")
 
 
@@ -169,8 +212,7 @@ def watch(obj: Context, table, content, embedding_column, embedder, model, dista
 def unwatch(obj: Context, table: str) -> None:
     """Stop watching TABLE (stored vectors stay; pending jobs are dropped)."""
     with obj.connect() as conn:
-        api.unwatch(conn, table)
-    click.echo(f"stopped watching {table}")
+        click.echo(api.unwatch(conn, table))
 
 
 @main.command()
@@ -226,6 +268,8 @@ def sweep(obj: Context) -> None:
 # -- operating ----------------------------------------------------------------------------------------
 @main.command()
 @click.option("--drain", is_flag=True, help="Exit 0 once the queue is empty instead of waiting for more.")
+@click.option("--once", is_flag=True,
+              help="Work through the jobs visible now and exit (for scripts): exit 0, or non-zero at any database error.")
 @click.option("--listen/--no-listen", default=None,
               help="Wake on NOTIFY (turn off behind transaction-mode poolers) [env AUTOEMBED_LISTEN].")
 @click.option("--batch-size", type=int, default=None, help="Rows per batch [env AUTOEMBED_BATCH_SIZE; 100].")
@@ -236,18 +280,74 @@ def sweep(obj: Context) -> None:
               help="Engine of the local embedder [env AUTOEMBED_LOCAL_BACKEND].")
 @click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics [env AUTOEMBED_METRICS_PORT].")
 @click.pass_obj
-def worker(obj: Context, drain, listen, batch_size, poll_interval, visibility_timeout, local_backend, metrics_port) -> None:
+def worker(obj: Context, drain, once, listen, batch_size, poll_interval, visibility_timeout, local_backend, metrics_port) -> None:
     """Embed queued rows until stopped (SIGTERM/SIGINT finish the batch in hand, then exit 0)."""
     from autoembed.worker import run_worker
 
     settings = obj.settings.replace(listen=listen, batch_size=batch_size, poll_interval=poll_interval,
                                     visibility_timeout=visibility_timeout, local_backend=local_backend,
                                     metrics_port=metrics_port)
-    if settings.metrics_port:
-        from prometheus_client import start_http_server
+    _require_migrated(obj.dsn())
+    if settings.metrics_port:  # /metrics, /healthz, /readyz and the status page (autoembed.server)
+        from autoembed.queue_gauges import QueueGauges
+        from autoembed.server import start_in_background
 
-        start_http_server(settings.metrics_port)
-    run_worker(settings, obj.dsn(), drain=drain)
+        start_in_background(obj.dsn(), host="0.0.0.0", port=settings.metrics_port)
+        QueueGauges(obj.dsn()).start()
+    run_worker(settings, obj.dsn(), drain=drain, once=once)
+
+
+@main.command()
+@click.option("--model", default=DEFAULT_MODEL, show_default=True, help="Model (hub name or path) of the local embedder.")
+@click.option("--refresh", is_flag=True, help="Measure again, though this machine's result is kept.")
+@click.option("--budget", type=float, default=120.0, show_default=True, help="Most seconds to spend measuring.")
+@click.pass_obj
+def calibrate(obj: Context, model: str, refresh: bool, budget: float) -> None:
+    """Measure which engine, threads and sub-batch sizes run the local model fastest on this machine,
+    and keep the result in AUTOEMBED_CACHE_DIR (a worker does it at its first start, within
+    AUTOEMBED_LOCAL_CALIBRATION_SECONDS). AUTOEMBED_LOCAL_BACKEND/_THREADS/_SUB_BATCH pin what they name."""
+    from autoembed.embedders.calibration import measurements_table
+    from autoembed.embedders.local import LocalEmbedder
+
+    settings = obj.settings.replace(local_calibration_seconds=budget)
+    result = LocalEmbedder.from_settings(model, settings, refresh=refresh).calibration
+    for line in measurements_table(result.measurements):
+        click.echo(line)
+    cost = f"; measuring took {result.seconds:.1f} s ({result.cpu_seconds:.1f} s of CPU)" if result.measurements else ""
+    click.echo(f"{model}: {result.plan.describe()} (from: {result.source}{cost})")
+    if not result.complete:
+        click.echo(f"the budget of {budget:g} s ran out before the end: not kept; give a larger --budget", err=True)
+
+
+def _require_migrated(dsn: str) -> None:
+    """Refuse at once, saying what to run, to work on a database autoembed is not installed in (or
+    not fully); an unreachable one is left to the worker, which waits for it."""
+    from autoembed.health import readiness
+
+    problem = readiness(dsn).checks.get("migrated", "ok")
+    if problem != "ok":
+        raise ConfigError(problem)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", envvar="AUTOEMBED_SERVE_HOST", help="Address to listen on [env AUTOEMBED_SERVE_HOST].")
+@click.option("--port", default=8080, type=int, envvar="AUTOEMBED_SERVE_PORT", help="Port [env AUTOEMBED_SERVE_PORT].")
+@click.option("--max-drain-seconds", default=300.0, type=float, envvar="AUTOEMBED_MAX_DRAIN_SECONDS",
+              help="A drain stops after the batch in hand once it has run this long [env AUTOEMBED_MAX_DRAIN_SECONDS].")
+@click.option("--drain-token", envvar="AUTOEMBED_DRAIN_TOKEN", default=None, show_default=False,
+              help="Bearer token POST /drain requires; set the variable, not the flag (flags show in `ps`) "
+                   "[env AUTOEMBED_DRAIN_TOKEN]; without it POST /drain is off.")
+@click.pass_obj
+def serve(obj: Context, host: str, port: int, max_drain_seconds: float, drain_token: str | None) -> None:
+    """Serve HTTP: POST /drain drains the queue (push mode: pg_cron + pg_net call it), GET /healthz,
+    /readyz, /metrics and the status page at /."""
+    from autoembed.queue_gauges import QueueGauges
+    from autoembed.secrets import clean_secret
+    from autoembed.server import serve as run_server
+
+    QueueGauges(obj.dsn()).start()
+    run_server(obj.settings, obj.dsn(), host=host, port=port, max_drain_seconds=max_drain_seconds,
+               token=clean_secret(drain_token, "AUTOEMBED_DRAIN_TOKEN"))
 
 
 @main.command()
@@ -307,17 +407,47 @@ def failures(obj: Context, table: str | None, limit: int) -> None:
 @click.argument("table")
 @click.argument("query")
 @click.option("-k", default=5, type=int, help="How many rows.")
+@click.option("--chunks-per-row", default=1, type=int,
+              help="For a chunked watch: chunks a row may contribute (then K is a number of chunks).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def search_command(obj: Context, table: str, query: str, k: int, as_json: bool) -> None:
-    """The K rows of TABLE nearest to QUERY (embedded with the table's own embedder)."""
+def search_command(obj: Context, table: str, query: str, k: int, chunks_per_row: int, as_json: bool) -> None:
+    """The K rows of TABLE nearest to QUERY (embedded with the table's own embedder and query
+    prompt); for a chunked watch each row's nearest chunk."""
     with obj.connect() as conn:
-        hits = api.search(conn, table, query, k, settings=obj.settings)
+        hits = api.search(conn, table, query, k, settings=obj.settings, chunks_per_row=chunks_per_row)
     if as_json:
         click.echo(json.dumps([hit.__dict__ for hit in hits], ensure_ascii=False))
         return
+    _print_hits(hits)
+
+
+def _print_hits(hits: list[api.Hit]) -> None:
+    """A table of hits: distance, key and a one-line excerpt of the content (of the chunk, for a
+    chunked watch) that fits the terminal."""
+    if not hits:
+        click.echo("no results: no row this role can read has an embedding yet")
+        return
+    key_width = min(36, max(3, *(len(hit.pk) for hit in hits)))
+    room = max(20, shutil.get_terminal_size().columns - key_width - 12)
+    click.echo(f"{'distance':>8}  {'key':<{key_width}}  content")
     for hit in hits:
-        click.echo(f"{hit.distance:.4f}  {hit.pk}  {hit.content}")
+        text = hit.content if hit.chunk is None else f"[chunk {hit.chunk_position}] {hit.chunk}"
+        click.echo(f"{hit.distance:>8.4f}  {hit.pk:<{key_width}}  {_excerpt(text or '', room)}")
+
+
+def _excerpt(text: str, width: int) -> str:
+    """`text` on one line (whitespace folded), cut to `width` terminal columns with an ellipsis
+    (East Asian wide characters take two)."""
+    line = " ".join(text.split())
+    columns = [2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in line]
+    if sum(columns) <= width:
+        return line
+    used = end = 0
+    while used + columns[end] <= width - 1:
+        used += columns[end]
+        end += 1
+    return line[:end] + "…"
 
 
 @main.command()

@@ -1,6 +1,7 @@
 """Stage 3 of a batch, in one short transaction: the guarded write-back, failure records, the
 batch's messages deleted or archived, new messages for the rows that need another attempt, and the
 row claims released. A lock conflict is retried; a write the table rejects is isolated row by row.
+Then, on their own, what the batch found wrong with its sources is reported for autoembed.status.
 A batch that will not be processed (the worker is stopping) is given back instead."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import time
 import psycopg
 
 from autoembed import metrics
+from autoembed.activity import log_batch
 from autoembed.batch import Batch, Write
 from autoembed.fetch import source_broken
 from autoembed.settings import Settings
@@ -40,20 +42,31 @@ def commit(store: Store, batch: Batch, settings: Settings) -> None:
                 raise
             log.info("write-back rolled back (%s), retrying", str(exc).strip().splitlines()[0])
             time.sleep(0.05 * 2 ** attempt)
-        except psycopg.OperationalError:
-            raise
+        except (psycopg.OperationalError, psycopg.errors.InsufficientPrivilege):
+            raise  # the database, or the worker's grants on the queue: no row is to blame
         except psycopg.Error as exc:
             log.warning("write-back failed (%s): writing row by row", str(exc).strip().splitlines()[0])
             _apply_row_by_row(store, batch, settings)
             break
+    _report_problems(store, batch)
     metrics.BATCH_SECONDS.observe(time.perf_counter() - batch.started)
+    log_batch(batch)
 
 
 def release(store: Store, batch: Batch) -> None:
     """Make a fetched batch's jobs visible again at once, and its rows free (the worker is stopping)."""
     with store.transaction() as conn:
-        store.delay_messages(conn, batch.msg_ids, 0)
+        store.release_jobs(conn, batch.msg_ids)
         store.release_claims(conn, batch.claimed)
+
+
+def _report_problems(store: Store, batch: Batch) -> None:
+    """Record on each source what the batch found wrong with it. Outside the batch's transaction: a
+    report locks its registration, which a concurrent write-back of another worker may hold."""
+    if batch.problems:
+        with store.connection() as conn:
+            for source_id, problem in batch.problems.items():
+                store.report_problem(conn, source_id, problem)
 
 
 def _apply(store: Store, batch: Batch) -> None:
@@ -72,9 +85,12 @@ def _apply(store: Store, batch: Batch) -> None:
 
 
 def _write(store: Store, conn: psycopg.Connection, source: Source, writes: list[Write]) -> None:
-    """The guarded write of one source's vectors, counted as embedded or stale."""
-    settled = store.write_embeddings(conn, source, [w.row.pk for w in writes], [w.content_hash for w in writes],
-                                     [w.vector for w in writes])
+    """The guarded write of one source's vectors (and chunks), counted as embedded or stale."""
+    columns = ([w.row.pk for w in writes], [w.content_hash for w in writes], [w.vector for w in writes])
+    if source.chunked:
+        settled = store.write_chunks(conn, source, *columns, [w.chunks or () for w in writes])
+    else:
+        settled = store.write_embeddings(conn, source, *columns)
     embedded = sum(1 for w in writes if w.vector is not None and w.row.pk in settled)
     metrics.ROWS.labels("embedded").inc(embedded)
     metrics.ROWS.labels("stale").inc(len(writes) - len(settled))
@@ -95,7 +111,8 @@ def _apply_row_by_row(store: Store, batch: Batch, settings: Settings) -> None:
             except psycopg.OperationalError:
                 raise
             except STRUCTURAL as exc:
-                source_broken(source, {write.row.pk: write.row}, exc, rest, settings)
+                with store.connection() as conn:
+                    source_broken(store, conn, source, {write.row.pk: write.row}, exc, rest, settings)
             except psycopg.Error as exc:
                 message = f"the table rejected the vector: {str(exc).strip().splitlines()[0]}"
                 rest.fail(source, write.row, write.content_hash, type(exc).__name__, message)

@@ -8,6 +8,7 @@ import click
 
 from autoembed.api import search
 from autoembed.connections import connect
+from autoembed.demo_korean import available as korean_available, run_korean_demo
 from autoembed.settings import Settings
 from autoembed.worker import run_worker
 
@@ -42,3 +43,5 @@ def run_demo(settings: Settings, dsn: str) -> None:
         click.echo(f"\nsearch {QUERY!r}:")
         for hit in hits:
             click.echo(f"  id {hit.pk}  distance {hit.distance:.3f}  {hit.content}")
+    if korean_available():  # the `korean` extra: long Korean documents, chunked, found by a paraphrase
+        run_korean_demo(settings, dsn)

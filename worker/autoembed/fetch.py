@@ -1,5 +1,9 @@
 """Stage 1 of a batch: read jobs naming up to batch_size rows, claim the rows, load their current
-content (one query per source) and plan each row: skip it, fail it, or embed it."""
+content (one query per source) and plan each row: skip it, fail it, drop it, or embed it.
+
+Poison never stops a batch: a malformed message, a job for a source that is not watched and a key
+that cannot be one of the table's are archived with a log line saying why; the rest of the batch
+goes on."""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ import psycopg
 from autoembed import metrics
 from autoembed.batch import Batch, Item, Write
 from autoembed.jobs import RowJobs, group_jobs
-from autoembed.retry import retry_delay
+from autoembed.passages import load_previous_chunks
+from autoembed.retry import park_delay
 from autoembed.settings import Settings
 from autoembed.store import Content, Source, Store
 
@@ -24,15 +29,16 @@ def fetch(store: Store, settings: Settings) -> Batch:
     batch = Batch()
     with store.connection() as conn:
         jobs, malformed = store.read_jobs(conn, settings.batch_size, settings.visibility_timeout)
-        batch.msg_ids = [job.msg_id for job in jobs] + malformed
-        batch.archived.update(malformed)
-        if malformed:
-            log.warning("archiving %d malformed messages", len(malformed))
+        batch.msg_ids = [job.msg_id for job in jobs] + [msg_id for msg_id, _ in malformed]
+        for msg_id, why in malformed:
+            batch.archived.add(msg_id)
+            log.warning("archiving malformed job message %s: %s", msg_id, why, extra={"msg_id": msg_id})
         if jobs:  # read every batch: a re-watch (new model, new column) applies at once
             batch.sources = store.sources(conn)
         for source_id, rows in group_jobs(jobs).items():
             source = batch.sources.get(source_id)
-            if source is None:  # unwatched since: nothing to do
+            if source is None:  # unwatched since, or never watched
+                batch.drop(list(rows.values()), f"source {source_id} is not watched")
                 continue
             rows = _claim(store, conn, source_id, rows, batch, settings.visibility_timeout)
             try:
@@ -40,9 +46,10 @@ def fetch(store: Store, settings: Settings) -> Batch:
             except psycopg.OperationalError:
                 raise
             except psycopg.Error as exc:
-                source_broken(source, rows, exc, batch, settings)
+                source_broken(store, conn, source, rows, exc, batch, settings)
                 continue
             _plan_rows(source, rows, loaded, batch)
+            load_previous_chunks(store, conn, source, batch)  # a chunked source's vectors to keep
     return batch
 
 
@@ -60,35 +67,42 @@ def _claim(store: Store, conn: psycopg.Connection, source_id: int, rows: dict[st
 
 
 def _plan_rows(source: Source, rows: dict[str, RowJobs], loaded: list[Content], batch: Batch) -> None:
-    """Skip rows that are gone or up to date, fail those without content, keep the rest to embed."""
+    """Skip rows that are gone or up to date, drop jobs whose key cannot exist, fail rows without
+    content, keep the rest to embed."""
     current = {content.pk: content for content in loaded}
+    poison: list[tuple[RowJobs, str]] = []
     for pk, row in rows.items():
         found = current.get(pk)
         if found is None or found.up_to_date:  # deleted, or its vector already embeds this content
             metrics.ROWS.labels("skipped").inc()
-            continue
-        if found.error is not None:
+        elif found.error_kind == "key":
+            poison.append((row, found.error))
+        elif found.error is not None:
             batch.fail(source, row, None, "ContentError", f"the content of this row cannot be read: {found.error}")
-            continue
-        if found.content is None or not found.content.strip():
+            if found.error_kind == "source":
+                batch.report(source, f"broken: the content cannot be read: {found.error}")
+        elif found.content is None or not found.content.strip():
             reason = "content is NULL" if found.content is None else "content is empty or whitespace only"
             batch.writes[source.id].append(Write(row, found.content_hash, None))
             batch.fail(source, row, found.content_hash, "EmptyContent", f"{reason}: nothing to embed")
-            continue
-        batch.items.append(Item(source, row, found.content, found.content_hash))
-
-
-def source_broken(source: Source, rows: dict[str, RowJobs], exc: psycopg.Error, batch: Batch,
-                  settings: Settings) -> None:
-    """The source's table or columns changed under it (found on load, or on write-back): report it,
-    keep serving the others. Its rows are dropped when the table is gone or they had their attempts,
-    else retried after a backoff."""
-    dropped = isinstance(exc, psycopg.errors.UndefinedTable)
-    log.error("source %s (%s) is broken: %s", source.id, source.table_name, str(exc).strip(),
-              extra={"source_id": source.id, "table": source.table_name})
-    for row in rows.values():
-        if dropped or row.attempt >= source.max_attempts:
-            batch.drop(row)
         else:
-            delay = retry_delay(row.attempt, settings.backoff_base, settings.backoff_max)
-            batch.requeue(source.id, row, row.attempt, delay)
+            batch.items.append(Item(source, row, found.content, found.content_hash))
+    if poison:
+        more = f" (and {len(poison) - 1} more)" if len(poison) > 1 else ""
+        batch.drop([row for row, _ in poison], f"{poison[0][1]}{more}")
+
+
+def source_broken(store: Store, conn: psycopg.Connection, source: Source, rows: dict[str, RowJobs],
+                  exc: psycopg.Error, batch: Batch, settings: Settings) -> None:
+    """The source's table, a column or its content function went away (found on load, or on
+    write-back): report it, keep serving the others. When the table is gone its jobs are dropped;
+    otherwise its rows wait in the queue, attempts untouched, until it is watched again."""
+    reason = str(exc).strip().splitlines()[0]
+    log.error("source %s (%s) is broken: %s", source.id, source.table_name, reason,
+              extra={"source_id": source.id, "table": source.table_name})
+    if not store.table_exists(conn, source.id):
+        batch.drop(list(rows.values()), f"the table of source {source.id} ({source.table_name}) was dropped")
+        return
+    batch.report(source, f"broken: {reason}")
+    for row in rows.values():
+        batch.park(source.id, row, park_delay(settings.backoff_max))

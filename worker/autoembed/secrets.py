@@ -22,8 +22,11 @@ from autoembed.errors import ConfigError
 
 #: what a scrubbed run is replaced with
 MASK = "***"
-#: shortest run of a secret's characters that is scrubbed on its own (shorter secrets: whole only)
+#: shortest run of a secret's characters that is scrubbed on its own
 MIN_RUN = 6
+#: a secret (or form of one) shorter than this, such as Ollama's conventional key `ollama`, is
+#: scrubbed only where it stands as a word of its own, so that it does not garble other words
+SHORT_SECRET = 12
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]*")
 
 
@@ -85,7 +88,7 @@ class Scrubber:
                 continue
             for form in secret_forms(secret):
                 form = _ascii_lower(form)
-                if len(form) < MIN_RUN:
+                if len(form) < SHORT_SECRET:
                     whole.add(form)
                 else:
                     grams.update(form[i : i + MIN_RUN] for i in range(len(form) - MIN_RUN + 1))
@@ -105,10 +108,8 @@ class Scrubber:
             if low[i : i + MIN_RUN] in self._grams:
                 hidden[i : i + MIN_RUN] = b"\1" * MIN_RUN
         for form in self._whole:
-            start = low.find(form)
-            while start != -1:
-                hidden[start : start + len(form)] = b"\1" * len(form)
-                start = low.find(form, start + 1)
+            for match in re.finditer(rf"(?<![0-9a-z_-]){re.escape(form)}(?![0-9a-z_-])", low):
+                hidden[match.start() : match.end()] = b"\1" * len(form)
         if not any(hidden):
             return text
         out, i = [], 0

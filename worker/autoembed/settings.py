@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from autoembed.embedders.calibration import DEFAULT_BUDGET
 from autoembed.embedders.registry import LOCAL_BACKENDS
 from autoembed.errors import ConfigError
 from autoembed.secrets import clean_secret
@@ -63,8 +64,10 @@ class Settings:
     listen: bool = True  # AUTOEMBED_LISTEN: wake on NOTIFY (off behind transaction poolers)
     backoff_base: float = 2.0  # AUTOEMBED_BACKOFF_BASE (s): first retry delay, doubled each try
     backoff_max: float = 300.0  # AUTOEMBED_BACKOFF_MAX (s)
-    local_backend: str = "onnx"  # AUTOEMBED_LOCAL_BACKEND: one of embedders.registry.LOCAL_BACKENDS
-    local_threads: int = 0  # AUTOEMBED_LOCAL_THREADS: 0 lets the runtime choose
+    local_backend: str | None = None  # AUTOEMBED_LOCAL_BACKEND: one of registry.LOCAL_BACKENDS; unset: calibrated
+    local_threads: int = 0  # AUTOEMBED_LOCAL_THREADS: intra-op threads; 0: switched by speed (e5: all cores)
+    local_sub_batch: int = 0  # AUTOEMBED_LOCAL_SUB_BATCH: texts per forward pass; 0: calibrated per length
+    local_calibration_seconds: float = DEFAULT_BUDGET  # AUTOEMBED_LOCAL_CALIBRATION_SECONDS: budget; 0: none
     cache_dir: Path = Path.home() / ".cache" / "autoembed"  # AUTOEMBED_CACHE_DIR: exported models
     openai_base_url: str = "https://api.openai.com/v1"  # AUTOEMBED_OPENAI_BASE_URL
     openai_api_key: str | None = dataclasses.field(default=None, repr=False)  # OPENAI_API_KEY
@@ -81,7 +84,6 @@ class Settings:
         """Build settings from the environment (or the given mapping)."""
         env = dict(os.environ if env is None else env)
         home = Path(env.get("AUTOEMBED_HOME") or ".autoembed")
-        metrics_port = env.get("AUTOEMBED_METRICS_PORT")
         settings = cls(
             database_url=env.get("DATABASE_URL") or None,
             home=home,
@@ -94,6 +96,9 @@ class Settings:
             backoff_max=_env_float(env, "AUTOEMBED_BACKOFF_MAX", cls.backoff_max),
             local_backend=env.get("AUTOEMBED_LOCAL_BACKEND") or cls.local_backend,
             local_threads=_env_int(env, "AUTOEMBED_LOCAL_THREADS", cls.local_threads),
+            local_sub_batch=_env_int(env, "AUTOEMBED_LOCAL_SUB_BATCH", cls.local_sub_batch),
+            local_calibration_seconds=_env_float(env, "AUTOEMBED_LOCAL_CALIBRATION_SECONDS",
+                                                 cls.local_calibration_seconds),
             cache_dir=Path(env.get("AUTOEMBED_CACHE_DIR") or cls.cache_dir),
             openai_base_url=env.get("AUTOEMBED_OPENAI_BASE_URL") or cls.openai_base_url,
             openai_api_key=_env_secret(env, "AUTOEMBED_OPENAI_API_KEY", "OPENAI_API_KEY"),
@@ -103,7 +108,7 @@ class Settings:
             openai_rpm=_env_int(env, "AUTOEMBED_OPENAI_RPM", None),
             openai_tpm=_env_int(env, "AUTOEMBED_OPENAI_TPM", None),
             openai_max_input_tokens=_env_int(env, "AUTOEMBED_OPENAI_MAX_INPUT_TOKENS", None),
-            metrics_port=int(metrics_port) if metrics_port else None,
+            metrics_port=_env_int(env, "AUTOEMBED_METRICS_PORT", None),
         )
         settings.validate()
         return settings
@@ -116,7 +121,13 @@ class Settings:
             raise ConfigError(f"visibility timeout must be at least 1 s, got {self.visibility_timeout}")
         if self.poll_interval <= 0:
             raise ConfigError(f"poll interval must be positive, got {self.poll_interval}")
-        if self.local_backend not in LOCAL_BACKENDS:
+        if self.metrics_port is not None and not 0 < self.metrics_port < 65536:
+            raise ConfigError(f"AUTOEMBED_METRICS_PORT (--metrics-port) must be from 1 to 65535, "
+                              f"got {self.metrics_port}")
+        if min(self.local_threads, self.local_sub_batch, self.local_calibration_seconds) < 0:
+            raise ConfigError("AUTOEMBED_LOCAL_THREADS, _SUB_BATCH and _CALIBRATION_SECONDS must be 0 "
+                              "(calibrated / no calibration) or more")
+        if self.local_backend is not None and self.local_backend not in LOCAL_BACKENDS:
             *first, last = LOCAL_BACKENDS
             raise ConfigError(f"local backend must be {', '.join(first)} or {last}, got {self.local_backend!r}")
 

@@ -1,11 +1,11 @@
 """Every query of the worker pipeline, on the pool's connections: the job queue (read, requeue,
-finish, delay, archive), row claims, registered sources, current content, the guarded write-back
-and failure records. The named queries are those of sql/queries.sql; pgmq's own operations go
-through pgmq-py. The stages (fetch, embed, commit) and the worker loop run no SQL themselves."""
+finish, release, archive), row claims, registered sources, current content, the guarded write-back,
+failure records and what the worker found wrong with a source. The named queries are those of
+sql/queries.sql; pgmq's own operations go through pgmq-py. The stages (fetch, embed, commit) and the worker loop run no SQL themselves."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from uuid import UUID
@@ -15,7 +15,7 @@ import psycopg
 from pgmq import PGMQueue
 from psycopg_pool import ConnectionPool
 
-from autoembed.jobs import Job, parse_job
+from autoembed.jobs import Job, decode_message, job_defect, parse_job
 from autoembed.queries import QUERIES
 
 QUEUE_NAME = "autoembed_jobs"
@@ -31,18 +31,43 @@ class Source:
     model: str
     dimensions: int
     max_attempts: int
+    #: rows are split into chunks (autoembed.chunks_<id>), at most `chunk_tokens` (None: the model's
+    #: window) overlapping by `chunk_overlap` (None: the default; autoembed.passages)
+    chunked: bool = False
+    chunk_tokens: int | None = None
+    chunk_overlap: int | None = None
+    #: put before search queries, and before row content or chunks, when they are embedded
+    query_prompt: str = ""
+    passage_prompt: str = ""
 
 
 @dataclass(frozen=True)
 class Content:
     """A row's current content as autoembed.load_content sees it. `up_to_date`: its stored vector
-    already embeds this content; `error`: why the content could not be computed."""
+    already embeds this content; `error`: why the content could not be computed, and `error_kind`
+    of which kind: 'key' (the key cannot be one of the table's: a poison job), 'row' (the content
+    function raised for this row) or 'source' (the content cannot be evaluated at all)."""
 
     pk: str
     content: str | None
     content_hash: UUID | None
     up_to_date: bool
     error: str | None
+    error_kind: str | None
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """One chunk of a row as its source's chunk table holds it: the md5 of its text and which of
+    equal texts in the row it is (`occurrence`), its place, its text and its vector."""
+
+    chunk_hash: UUID
+    occurrence: int
+    position: int
+    start: int
+    end: int
+    text: str
+    vector: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -81,16 +106,19 @@ class Store:
         return {row[0]: Source(*row) for row in conn.execute(QUERIES["sources"]).fetchall()}
 
     def read_jobs(self, conn: psycopg.Connection, max_rows: int,
-                  visibility_timeout: int) -> tuple[list[Job], list[int]]:
+                  visibility_timeout: int) -> tuple[list[Job], list[tuple[int, str]]]:
         """Read visible jobs naming up to `max_rows` rows, hiding them for `visibility_timeout` seconds.
 
-        Returns the jobs and the ids of malformed messages (not written by autoembed).
+        Returns the jobs, and the malformed messages (not jobs autoembed could have written) with
+        why. Messages come as text and are decoded here, never by the driver: one nested too
+        deeply must not fail the read.
         """
         jobs, malformed = [], []
-        for msg_id, read_ct, body in conn.execute(QUERIES["read_jobs"], (max_rows, visibility_timeout)):
+        for msg_id, read_ct, text in conn.execute(QUERIES["read_jobs"], (max_rows, visibility_timeout)):
+            body = decode_message(text)
             job = parse_job(msg_id, read_ct, body)
             if job is None:
-                malformed.append(msg_id)
+                malformed.append((msg_id, job_defect(body)))
             else:
                 jobs.append(job)
         return jobs, malformed
@@ -104,9 +132,33 @@ class Store:
         """The current content of the rows that still exist (one query for the whole source)."""
         return [Content(*row) for row in conn.execute(QUERIES["load_content"], (source_id, pks)).fetchall()]
 
-    def queue_depth(self, conn: psycopg.Connection) -> int:
-        """Rows named by the queue's messages, visible or not."""
-        return conn.execute(QUERIES["queue_depth"]).fetchone()[0]
+    def load_chunk_vectors(self, conn: psycopg.Connection, source_id: int,
+                           pks: list[str]) -> dict[str, dict[UUID, np.ndarray]]:
+        """The vectors the rows' chunks have now: row -> chunk text hash -> vector."""
+        found: dict[str, dict[UUID, np.ndarray]] = {}
+        for pk, chunk_hash, vector in conn.execute(QUERIES["load_chunk_vectors"], (source_id, pks), binary=True):
+            found.setdefault(pk, {})[chunk_hash] = vector.to_numpy()
+        return found
+
+    def queue_depth(self, conn: psycopg.Connection, excluding: Collection[int] = ()) -> tuple[int, int]:
+        """Rows named by the queue's messages, visible or not: all of them, and those not of the
+        sources `excluding`."""
+        return conn.execute(QUERIES["queue_depth"], (list(excluding),)).fetchone()
+
+    def table_exists(self, conn: psycopg.Connection, source_id: int) -> bool:
+        """Whether the table of a source is still there (not dropped)."""
+        return conn.execute(QUERIES["source_table_exists"], (source_id,)).fetchone()[0]
+
+    def worker_role(self, conn: psycopg.Connection) -> tuple[str, bool | None]:
+        """The role connected, and whether it is a member of autoembed_worker (None: no such role)."""
+        return conn.execute(QUERIES["worker_role"]).fetchone()
+
+    def missing_grants(self, conn: psycopg.Connection) -> list[str]:
+        """The GRANT statements autoembed's roles still need (autoembed.missing_grants), each with the
+        role that may run it; empty where that check is not installed."""
+        if not conn.execute(QUERIES["missing_grants_installed"]).fetchone()[0]:
+            return []
+        return [f"{statement};  -- as {run_as}" for statement, run_as in conn.execute(QUERIES["missing_grants"])]
 
     # -- writes (inside the caller's transaction) -------------------------------------------------
     def limit_lock_wait(self, conn: psycopg.Connection) -> None:
@@ -122,6 +174,21 @@ class Store:
             return set()
         rows = conn.execute(QUERIES["write_embeddings"],
                             (source.id, source.embedder, source.model, pks, hashes, vectors), binary=True).fetchall()
+        return {row[0] for row in rows}
+
+    def write_chunks(self, conn: psycopg.Connection, source: Source, pks: list[str], hashes: list[UUID | None],
+                     vectors: list[np.ndarray | None], chunk_sets: list[tuple[StoredChunk, ...]]) -> set[str]:
+        """Like write_embeddings (each row's own vector is the mean of its chunks'), and in the same
+        transaction each written row's chunks replaced by `chunk_sets` (aligned with `pks`)."""
+        if not pks:
+            return set()
+        chunks = [(pk, chunk) for pk, chunk_set in zip(pks, chunk_sets, strict=True) for chunk in chunk_set]
+        columns = ([pk for pk, _ in chunks], [c.chunk_hash for _, c in chunks], [c.occurrence for _, c in chunks],
+                   [c.position for _, c in chunks], [c.start for _, c in chunks], [c.end for _, c in chunks],
+                   [c.text for _, c in chunks], [c.vector for _, c in chunks])
+        rows = conn.execute(QUERIES["write_chunks"],
+                            (source.id, source.embedder, source.model, pks, hashes, vectors, *columns),
+                            binary=True).fetchall()
         return {row[0] for row in rows}
 
     def record_failures(self, conn: psycopg.Connection, source_id: int, failures: list[Failure]) -> set[str]:
@@ -162,7 +229,11 @@ class Store:
         if msg_ids:
             self._pgmq.archive_batch(QUEUE_NAME, msg_ids, conn=conn)
 
-    def delay_messages(self, conn: psycopg.Connection, msg_ids: list[int], seconds: int) -> None:
-        """Hide jobs for `seconds` more (0 makes them visible at once)."""
+    def release_jobs(self, conn: psycopg.Connection, msg_ids: list[int]) -> None:
+        """Make read jobs visible again at once."""
         if msg_ids:
-            self._pgmq.set_vt(QUEUE_NAME, list(msg_ids), int(seconds), conn=conn)
+            conn.execute(QUERIES["release_jobs"], (list(msg_ids),))
+
+    def report_problem(self, conn: psycopg.Connection, source_id: int, problem: str | None) -> None:
+        """Record what is wrong with a source (None: nothing), for autoembed.status."""
+        conn.execute(QUERIES["report_problem"], (source_id, problem))

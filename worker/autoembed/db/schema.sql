@@ -31,7 +31,21 @@ CREATE TYPE autoembed.loaded_row AS (
 	content text,
 	content_hash uuid,
 	up_to_date boolean,
-	error text
+	error text,
+	error_kind text
+);
+
+
+--
+-- Name: search_hit; Type: TYPE; Schema: autoembed; Owner: -
+--
+
+CREATE TYPE autoembed.search_hit AS (
+	pk text,
+	content text,
+	distance double precision,
+	chunk text,
+	chunk_position integer
 );
 
 
@@ -79,33 +93,90 @@ COMMENT ON FUNCTION autoembed.backfill(source regclass, only_missing boolean, ch
 
 
 --
+-- Name: background_worker_database(text, text); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.background_worker_database(worker_type text, worker_name text) RETURNS name
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select a.datname from pg_stat_activity a
+    where a.datname is not null
+      and (a.backend_type like worker_type
+           or (a.backend_type is null and a.application_name like worker_name
+               and exists (select from pg_roles r where r.oid = a.usesysid and r.rolsuper)))
+    limit 1
+$$;
+
+
+--
 -- Name: capabilities(); Type: FUNCTION; Schema: autoembed; Owner: -
 --
 
 CREATE FUNCTION autoembed.capabilities() RETURNS TABLE(feature text, available boolean, detail text)
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    select 'vector', true, 'pgvector ' || (select extversion from pg_extension where extname = 'vector')
-    union all
-    select 'pgmq', true, coalesce('pgmq extension ' || (select extversion from pg_extension where extname = 'pgmq'),
-                                  'pgmq SQL-only install (no extension)')
-    union all
-    select 'pg_cron', e.extversion is not null,
-           case when e.extversion is not null then 'pg_cron ' || e.extversion || ': sweep job ' ||
-                    case when exists (select from pg_namespace where nspname = 'cron')
-                         then 'scheduled' else 'not scheduled' end
-                when exists (select from pg_available_extensions where name = 'pg_cron')
-                    then 'available but not enabled in this database (cron.database_name = ' ||
-                         coalesce(current_setting('cron.database_name', true), 'postgres') ||
-                         '): the every-minute sweep of missed rows does not run; run `autoembed sweep` from a scheduler'
-                else 'not installed: the every-minute sweep of missed rows does not run; run `autoembed sweep` from a scheduler' end
-    from (select (select extversion from pg_extension where extname = 'pg_cron') as extversion) e
-    union all
-    select 'pg_net', e.extversion is not null,
-           case when e.extversion is not null then 'pg_net ' || e.extversion
-                else 'not installed: the database cannot wake an HTTP worker by itself (autoembed.schedule_drain_requests); run `autoembed worker`' end
-    from (select (select extversion from pg_extension where extname = 'pg_net') as extversion) e
+declare
+    cron_version text := (select extversion from pg_extension where extname = 'pg_cron');
+    net_version text := (select extversion from pg_extension where extname = 'pg_net');
+    cron_db name := autoembed.background_worker_database('pg_cron launcher', 'pg_cron scheduler');
+    net_db name := autoembed.background_worker_database('pg\_net%', 'pg\_net %');
+    no_sweep constant text := 'the every-minute sweep of missed rows does not run; run `autoembed sweep` from a scheduler';
+    no_push constant text := 'the database cannot wake an HTTP worker by itself (autoembed.schedule_drain_requests); run `autoembed worker`';
+    sweep_job boolean := false;
+    missing text;
+begin
+    feature := 'vector'; available := true;
+    detail := 'pgvector ' || (select extversion from pg_extension where extname = 'vector') || ' in schema ' ||
+              (select extnamespace::regnamespace::text from pg_extension where extname = 'vector');
+    return next;
+
+    feature := 'pgmq'; available := true;
+    detail := coalesce('pgmq extension ' || (select extversion from pg_extension where extname = 'pgmq'),
+                       'pgmq SQL-only install (no extension)');
+    return next;
+
+    feature := 'pg_cron'; available := autoembed.pg_cron_runs_here();
+    if available then
+        if has_table_privilege('cron.job', 'select') then
+            execute 'select exists (select from cron.job where jobname = ''autoembed-sweep'')' into sweep_job;
+        end if;
+        detail := format('pg_cron %s: sweep job %s', cron_version, case when sweep_job then 'scheduled' else 'not scheduled' end);
+    elsif cron_version is not null then
+        detail := format('pg_cron %s is installed here, but its scheduler runs the jobs of %s: %s', cron_version,
+                         coalesce('database ' || quote_ident(cron_db), 'no database (it is not in shared_preload_libraries)'), no_sweep);
+    elsif exists (select from pg_available_extensions where name = 'pg_cron') then
+        detail := format('available but not enabled in this database%s: %s',
+                         coalesce(' (its scheduler runs in database ' || quote_ident(cron_db) || ')', ''), no_sweep);
+    else
+        detail := 'not installed: ' || no_sweep;
+    end if;
+    return next;
+
+    feature := 'pg_net'; available := autoembed.pg_net_sends_here();
+    if available then
+        detail := format('pg_net %s: its worker sends the requests of this database', net_version);
+    elsif net_version is not null then
+        detail := format('pg_net %s is installed here, but its worker sends the requests of %s (pg_net.database_name), '
+                         'so requests queued here are never sent: %s', net_version,
+                         coalesce('database ' || quote_ident(net_db), 'no database (it is not in shared_preload_libraries)'), no_push);
+    else
+        detail := 'not installed: ' || no_push;
+    end if;
+    return next;
+
+    feature := 'vault'; available := autoembed.vault_available();
+    detail := case when available then 'Supabase Vault: drain tokens are kept there'
+                   else 'no Supabase Vault: drain tokens are kept in autoembed.drain_targets, readable by its owner only' end;
+    return next;
+
+    feature := 'privileges';
+    select string_agg(format('%s (as %I)', m.statement, m.run_as), '; ') into missing from autoembed.missing_grants() m;
+    available := missing is null;
+    detail := coalesce('autoembed''s roles lack: ' || missing, 'autoembed_worker and autoembed_search hold what they need');
+    return next;
+end
 $$;
 
 
@@ -113,7 +184,33 @@ $$;
 -- Name: FUNCTION capabilities(); Type: COMMENT; Schema: autoembed; Owner: -
 --
 
-COMMENT ON FUNCTION autoembed.capabilities() IS 'Which optional extensions are present, and what is missing without them.';
+COMMENT ON FUNCTION autoembed.capabilities() IS 'Which optional capabilities work in this database, and what is missing without them.';
+
+
+--
+-- Name: check_chunk_options(boolean, integer, integer, text); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.check_chunk_options(chunks boolean, chunk_tokens integer, chunk_overlap integer, chunk_index text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+    if chunk_tokens is not null and chunk_tokens < 16 then
+        raise exception 'autoembed.watch: chunk_tokens must be at least 16, got %', chunk_tokens;
+    end if;
+    if chunk_overlap is not null and (chunk_overlap < 0 or chunk_overlap >= coalesce(chunk_tokens, 512) / 2) then
+        raise exception 'autoembed.watch: chunk_overlap must be from 0 to less than half of chunk_tokens (%), got %',
+            coalesce(chunk_tokens, 512), chunk_overlap;
+    end if;
+    if chunk_index is null or chunk_index not in ('hnsw', 'none') then
+        raise exception 'autoembed.watch: unknown chunk_index %: choose hnsw or none', quote_nullable(chunk_index);
+    end if;
+    if not coalesce(chunks, false) and (chunk_tokens is not null or chunk_overlap is not null) then
+        raise exception 'autoembed.watch: chunk_tokens and chunk_overlap need chunks => true';
+    end if;
+end
+$$;
 
 
 --
@@ -129,11 +226,172 @@ begin
         raise exception '% needs pg_net, which is not installed in this database', caller
             using hint = 'On Supabase enable pg_net; elsewhere run `autoembed worker`, which listens for new jobs itself.';
     end if;
+    if not autoembed.pg_net_sends_here() then
+        raise exception '%: pg_net''s worker does not send the requests of database %: a request queued here is never sent',
+            caller, current_database()
+            using hint = 'pg_net sends from the one database named by pg_net.database_name (see autoembed.capabilities()); use that database, or run `autoembed worker`.';
+    end if;
     if url is null or url !~ '^https?://' then
         raise exception '%: url must start with http:// or https://, got %', caller, quote_nullable(url);
     end if;
 end
 $$;
+
+
+SET default_tablespace = '';
+
+SET default_table_access_method = heap;
+
+--
+-- Name: sources; Type: TABLE; Schema: autoembed; Owner: -
+--
+
+CREATE TABLE autoembed.sources (
+    id integer NOT NULL,
+    source regclass NOT NULL,
+    table_name text NOT NULL,
+    pk_column name NOT NULL,
+    content_column name,
+    content_function text,
+    embedding_column name NOT NULL,
+    pk_attnum smallint NOT NULL,
+    content_attnum smallint,
+    embedding_attnum smallint NOT NULL,
+    dimensions integer NOT NULL,
+    embedder text NOT NULL,
+    model text NOT NULL,
+    distance text NOT NULL,
+    max_attempts integer NOT NULL,
+    clear_on_change boolean NOT NULL,
+    last_success_at timestamp with time zone,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    chunk_table regclass,
+    chunk_tokens integer,
+    chunk_overlap integer,
+    query_prompt text DEFAULT ''::text NOT NULL,
+    passage_prompt text DEFAULT ''::text NOT NULL,
+    problem text,
+    problem_at timestamp with time zone,
+    CONSTRAINT sources_check CHECK (((content_column IS NULL) <> (content_function IS NULL))),
+    CONSTRAINT sources_chunk_overlap_check CHECK ((chunk_overlap >= 0)),
+    CONSTRAINT sources_chunk_tokens_check CHECK ((chunk_tokens > 0)),
+    CONSTRAINT sources_dimensions_check CHECK ((dimensions > 0)),
+    CONSTRAINT sources_distance_check CHECK ((distance = ANY (ARRAY['cosine'::text, 'l2'::text, 'inner_product'::text]))),
+    CONSTRAINT sources_max_attempts_check CHECK ((max_attempts >= 1)),
+    CONSTRAINT sources_model_check CHECK ((model <> ''::text))
+);
+
+
+--
+-- Name: TABLE sources; Type: COMMENT; Schema: autoembed; Owner: -
+--
+
+COMMENT ON TABLE autoembed.sources IS 'Tables watched by autoembed: one row per autoembed.watch() call.';
+
+
+--
+-- Name: COLUMN sources.content_function; Type: COMMENT; Schema: autoembed; Owner: -
+--
+
+COMMENT ON COLUMN autoembed.sources.content_function IS 'The content function as schema.name (it takes the table''s row and returns text), or NULL where content_column is set.';
+
+
+--
+-- Name: COLUMN sources.chunk_table; Type: COMMENT; Schema: autoembed; Owner: -
+--
+
+COMMENT ON COLUMN autoembed.sources.chunk_table IS 'The chunks of the rows and their vectors (autoembed.chunks_<id>), where the watch splits its content; NULL otherwise.';
+
+
+--
+-- Name: COLUMN sources.chunk_tokens; Type: COMMENT; Schema: autoembed; Owner: -
+--
+
+COMMENT ON COLUMN autoembed.sources.chunk_tokens IS 'The most tokens of a chunk, by the model''s tokenizer; NULL: the model''s window, at most 512.';
+
+
+--
+-- Name: COLUMN sources.chunk_overlap; Type: COMMENT; Schema: autoembed; Owner: -
+--
+
+COMMENT ON COLUMN autoembed.sources.chunk_overlap IS 'Tokens a chunk repeats of the text before it; NULL: the worker''s default.';
+
+
+--
+-- Name: COLUMN sources.query_prompt; Type: COMMENT; Schema: autoembed; Owner: -
+--
+
+COMMENT ON COLUMN autoembed.sources.query_prompt IS 'Put before a search query when it is embedded (e.g. ''query: '' for e5 models).';
+
+
+--
+-- Name: COLUMN sources.passage_prompt; Type: COMMENT; Schema: autoembed; Owner: -
+--
+
+COMMENT ON COLUMN autoembed.sources.passage_prompt IS 'Put before a row''s content, or each of its chunks, when it is embedded (e.g. ''passage: '').';
+
+
+--
+-- Name: COLUMN sources.problem; Type: COMMENT; Schema: autoembed; Owner: -
+--
+
+COMMENT ON COLUMN autoembed.sources.problem IS 'What the worker last found wrong with this source (shown as its state by autoembed.status); NULL once a write succeeds.';
+
+
+--
+-- Name: COLUMN sources.problem_at; Type: COMMENT; Schema: autoembed; Owner: -
+--
+
+COMMENT ON COLUMN autoembed.sources.problem_at IS 'When the worker reported `problem`.';
+
+
+--
+-- Name: chunk_opclass(autoembed.sources); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.chunk_opclass(src autoembed.sources) RETURNS oid
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select o.oid
+    from pg_attribute a
+    join pg_type t on t.oid = a.atttypid
+    join pg_opclass o on o.opcintype = a.atttypid
+                     and o.opcname = t.typname || case src.distance when 'cosine' then '_cosine_ops'
+                                                                    when 'l2' then '_l2_ops' else '_ip_ops' end
+    join pg_am m on m.oid = o.opcmethod and m.amname = 'hnsw'
+    where a.attrelid = src.source and a.attnum = src.embedding_attnum
+$$;
+
+
+--
+-- Name: chunks_of(regclass); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.chunks_of(source regclass) RETURNS TABLE(pk text, chunk_position integer, start_char integer, end_char integer, chunk text)
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    src autoembed.sources := autoembed.source_by_table(source);
+begin
+    if src.chunk_table is null then
+        raise exception 'autoembed.chunks_of: % is not watched with chunks', source
+            using hint = 'Watch it with chunks => true.';
+    end if;
+    return query execute format(
+        'select c.parent_pk::text, c.position, c.start_char, c.end_char, c.chunk from %s c order by c.parent_pk, c.position',
+        src.chunk_table);
+end
+$$;
+
+
+--
+-- Name: FUNCTION chunks_of(source regclass); Type: COMMENT; Schema: autoembed; Owner: -
+--
+
+COMMENT ON FUNCTION autoembed.chunks_of(source regclass) IS 'The chunks of a chunked watch''s rows, in order, with their offsets in the row''s content. Respects RLS.';
 
 
 --
@@ -153,61 +411,30 @@ $$;
 
 
 --
--- Name: clear_embedding(); Type: FUNCTION; Schema: autoembed; Owner: -
+-- Name: content_call(autoembed.sources, text); Type: FUNCTION; Schema: autoembed; Owner: -
 --
 
-CREATE FUNCTION autoembed.clear_embedding() RETURNS trigger
-    LANGUAGE plpgsql
+CREATE FUNCTION autoembed.content_call(src autoembed.sources, arg text) RETURNS text
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+declare
+    parts text[];
+    expr text;
 begin
-    new := jsonb_populate_record(new, jsonb_build_object(tg_argv[0], null));
-    return new;
+    parts := parse_ident(src.content_function);
+    select format('%I.%I(%s)', n.nspname, p.proname, arg) into expr
+    from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+    where n.nspname = parts[1] and p.proname = parts[2] and p.pronargs = 1
+      and p.proargtypes[0] = (select c.reltype from pg_class c where c.oid = src.source);
+    if expr is null then
+        raise exception 'autoembed: the content function % of source % (%) was dropped or renamed',
+            src.content_function, src.id, src.table_name
+            using errcode = 'undefined_function', hint = 'Re-run autoembed.watch() with the content function as it is now.';
+    end if;
+    return expr;
 end
 $$;
-
-
-SET default_tablespace = '';
-
-SET default_table_access_method = heap;
-
---
--- Name: sources; Type: TABLE; Schema: autoembed; Owner: -
---
-
-CREATE TABLE autoembed.sources (
-    id integer NOT NULL,
-    source regclass NOT NULL,
-    table_name text NOT NULL,
-    pk_column name NOT NULL,
-    content_column name,
-    content_function regprocedure,
-    embedding_column name NOT NULL,
-    pk_attnum smallint NOT NULL,
-    content_attnum smallint,
-    embedding_attnum smallint NOT NULL,
-    dimensions integer NOT NULL,
-    embedder text NOT NULL,
-    model text NOT NULL,
-    distance text NOT NULL,
-    max_attempts integer NOT NULL,
-    clear_on_change boolean NOT NULL,
-    last_success_at timestamp with time zone,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT sources_check CHECK (((content_column IS NULL) <> (content_function IS NULL))),
-    CONSTRAINT sources_dimensions_check CHECK ((dimensions > 0)),
-    CONSTRAINT sources_distance_check CHECK ((distance = ANY (ARRAY['cosine'::text, 'l2'::text, 'inner_product'::text]))),
-    CONSTRAINT sources_max_attempts_check CHECK ((max_attempts >= 1)),
-    CONSTRAINT sources_model_check CHECK ((model <> ''::text))
-);
-
-
---
--- Name: TABLE sources; Type: COMMENT; Schema: autoembed; Owner: -
---
-
-COMMENT ON TABLE autoembed.sources IS 'Tables watched by autoembed: one row per autoembed.watch() call.';
 
 
 --
@@ -218,20 +445,11 @@ CREATE FUNCTION autoembed.content_expr(src autoembed.sources, alias text) RETURN
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-declare
-    expr text;
 begin
     if src.content_column is not null then
         return format('%I.%I::text', alias, src.content_column);
     end if;
-    select format('%I.%I(%I.*)', n.nspname, p.proname, alias) into expr
-    from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-    where p.oid = src.content_function;
-    if expr is null then
-        raise exception 'autoembed: the content function of source % (%) was dropped', src.id, src.table_name
-            using errcode = 'undefined_function';
-    end if;
-    return expr;
+    return autoembed.content_call(src, format('%I.*', alias));
 end
 $$;
 
@@ -245,25 +463,26 @@ CREATE FUNCTION autoembed.current_names(src autoembed.sources) RETURNS autoembed
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-    col smallint;
-    current name;
+    table_exists boolean;
+    names name[];  -- of the key, the content column and the vector column, NULL where there is none
 begin
-    if not exists (select from pg_class where oid = src.source) then
+    select exists (select from pg_class c where c.oid = src.source),
+           array(select a.attname
+                 from unnest(array[src.pk_attnum, src.content_attnum, src.embedding_attnum]) with ordinality k(attnum, i)
+                 left join pg_attribute a on a.attrelid = src.source and a.attnum = k.attnum and not a.attisdropped
+                 order by k.i)
+    into table_exists, names;
+    if not table_exists then
         raise exception 'autoembed: the table of source % (%) was dropped', src.id, src.table_name
             using errcode = 'undefined_table', hint = 'Remove the registration with autoembed.sweep() or re-watch a new table.';
     end if;
-    foreach col in array array[src.pk_attnum, src.content_attnum, src.embedding_attnum] loop
-        continue when col is null;
-        select a.attname into current from pg_attribute a
-        where a.attrelid = src.source and a.attnum = col and not a.attisdropped;
-        if current is null then
-            raise exception 'autoembed: a column of source % (%) was dropped', src.id, src.table_name
-                using errcode = 'undefined_column', hint = 'Re-run autoembed.watch() with the columns the table has now.';
-        end if;
-        if col = src.pk_attnum then src.pk_column := current; end if;
-        if col = src.content_attnum then src.content_column := current; end if;
-        if col = src.embedding_attnum then src.embedding_column := current; end if;
-    end loop;
+    if names[1] is null or names[3] is null or (src.content_attnum is not null and names[2] is null) then
+        raise exception 'autoembed: a column of source % (%) was dropped', src.id, src.table_name
+            using errcode = 'undefined_column', hint = 'Re-run autoembed.watch() with the columns the table has now.';
+    end if;
+    src.pk_column := names[1];
+    src.content_column := coalesce(names[2], src.content_column);
+    src.embedding_column := names[3];
     return src;
 end
 $$;
@@ -309,6 +528,46 @@ $_$;
 
 
 --
+-- Name: drop_chunk_triggers(regclass); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.drop_chunk_triggers(source regclass) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    trigger_name text;
+begin
+    foreach trigger_name in array array['autoembed_chunks_delete', 'autoembed_chunks_truncate', 'autoembed_chunks_key'] loop
+        execute format('drop trigger if exists %I on %s', trigger_name, source);
+    end loop;
+end
+$$;
+
+
+--
+-- Name: drop_chunks(autoembed.sources); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.drop_chunks(src autoembed.sources) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    chunks regclass := (select c.oid from pg_class c where c.oid = src.chunk_table);
+begin
+    if exists (select from pg_class c where c.oid = src.source) then
+        perform autoembed.drop_chunk_triggers(src.source);
+    end if;
+    if chunks is not null then
+        execute format('drop table %s', chunks);
+    end if;
+    update autoembed.sources s set chunk_table = null where s.id = src.id and s.chunk_table is not null;
+end
+$$;
+
+
+--
 -- Name: drop_triggers(regclass); Type: FUNCTION; Schema: autoembed; Owner: -
 --
 
@@ -317,11 +576,10 @@ CREATE FUNCTION autoembed.drop_triggers(source regclass) RETURNS void
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-    trigger_name text;
+    installed record;
 begin
-    foreach trigger_name in array array['autoembed_enqueue_insert', 'autoembed_mark_changed', 'autoembed_enqueue_update',
-                                        'autoembed_forget_delete', 'autoembed_clear_embedding'] loop
-        execute format('drop trigger if exists %I on %s', trigger_name, source);
+    for installed in select * from autoembed.installed_triggers(source) loop
+        execute format('drop trigger %I on %s', installed.trigger_name, installed.rel);
     end loop;
 end
 $$;
@@ -335,7 +593,7 @@ CREATE FUNCTION autoembed.embedder_kinds() RETURNS text[]
     LANGUAGE sql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    select array['local', 'openai', 'hashing']
+    select array['local', 'openai', 'e5', 'hashing']
 $$;
 
 
@@ -390,39 +648,98 @@ $$;
 
 
 --
+-- Name: forget_chunks(); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.forget_chunks() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+    src autoembed.sources;
+    chunks regclass;
+begin
+    select * into src from autoembed.sources s where s.id = tg_argv[0]::int;
+    chunks := (select c.oid from pg_class c where c.oid = src.chunk_table);
+    if chunks is null then
+        return null;
+    end if;
+    if tg_op = 'TRUNCATE' then
+        execute format('truncate %s', chunks);
+    elsif tg_level = 'ROW' then
+        execute format('delete from %s c where c.parent_pk = $1::%s', chunks, autoembed.key_type(src))
+        using to_jsonb(old) ->> (autoembed.current_names(src)).pk_column;
+    else
+        execute format('delete from %s c using autoembed_old o where c.parent_pk = o.%I', chunks,
+                       (autoembed.current_names(src)).pk_column);
+    end if;
+    return null;
+end
+$_$;
+
+
+--
 -- Name: install_triggers(autoembed.sources); Type: FUNCTION; Schema: autoembed; Owner: -
 --
 
 CREATE FUNCTION autoembed.install_triggers(src autoembed.sources) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $_$
+    AS $$
 declare
-    content_changed text := format('%s is distinct from %s',
-                                   autoembed.content_expr(src, 'old'), autoembed.content_expr(src, 'new'));
-    key_changed text := format('old.%1$I is distinct from new.%1$I', src.pk_column);
+    spec record;
 begin
     perform autoembed.drop_triggers(src.source);
-    execute format(
-        'create trigger autoembed_enqueue_insert after insert on %s referencing new table as autoembed_new
-         for each statement execute function autoembed.on_write(%s)', src.source, src.id);
-    execute format(
-        'create trigger autoembed_mark_changed after update on %s for each row
-         when (%s or %s) execute function autoembed.mark_content_changed(%s)',
-        src.source, content_changed, key_changed, src.id);
-    execute format(
-        'create trigger autoembed_enqueue_update after update on %s
-         referencing old table as autoembed_old new table as autoembed_new
-         for each statement execute function autoembed.on_write(%s)', src.source, src.id);
-    execute format(
-        'create trigger autoembed_forget_delete after delete on %s referencing old table as autoembed_old
-         for each statement execute function autoembed.on_write(%s)', src.source, src.id);
-    if src.clear_on_change then
-        execute format(
-            'create trigger autoembed_clear_embedding before update on %s for each row
-             when (%s) execute function autoembed.clear_embedding(%L)',
-            src.source, content_changed, src.embedding_column);
-    end if;
+    for spec in select * from autoembed.trigger_specs(src) loop
+        execute spec.ddl;
+    end loop;
+end
+$$;
+
+
+--
+-- Name: installed_triggers(regclass); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.installed_triggers(source regclass) RETURNS TABLE(rel regclass, trigger_name name, function_name text, args bytea, definition text)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select t.tgrelid::regclass, t.tgname, p.proname::text, t.tgargs, pg_get_triggerdef(t.oid)
+    from pg_trigger t join pg_proc p on p.oid = t.tgfoid
+    where t.tgrelid in (select autoembed.source_tables(source)) and t.tgparentid = 0
+      and p.pronamespace = 'autoembed'::regnamespace
+      and p.proname in ('mark_content_changed', 'on_write', 'on_truncate', 'note_statement')
+$$;
+
+
+--
+-- Name: invalid_keys(autoembed.sources, text[]); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.invalid_keys(src autoembed.sources, pks text[]) RETURNS TABLE(pk text, error text)
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+    pk_type text := autoembed.key_type(src);
+    key text;
+begin
+    begin
+        execute format('select $1::%s[]', pk_type) using pks;
+        return;
+    exception when data_exception or integrity_constraint_violation then
+        null;  -- some key is not of the type (or breaks a domain's check): find which
+    end;
+    foreach key in array pks loop
+        begin
+            execute format('select $1::%s', pk_type) using key;
+        exception when data_exception or integrity_constraint_violation then
+            pk := key;
+            error := sqlerrm;
+            return next;
+        end;
+    end loop;
 end
 $_$;
 
@@ -441,6 +758,44 @@ $$;
 
 
 --
+-- Name: job_integer(jsonb, numeric, numeric); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.job_integer(value jsonb, low numeric, high numeric) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+    select case when jsonb_typeof(value) is distinct from 'number' then false
+                when value #>> '{}' !~ '^-?[0-9]{1,20}$' then false
+                else (value #>> '{}')::numeric between low and high end
+$_$;
+
+
+--
+-- Name: job_is_valid(jsonb); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.job_is_valid(message jsonb) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select case when autoembed.job_source(message) is null then false
+                when message ? 'attempt' and not autoembed.job_integer(message -> 'attempt', 0, 1000000) then false
+                when message ? 'pk_range' then autoembed.job_range(message) is not null
+                when message ? 'pks' then
+                    case when jsonb_typeof(message -> 'pks') <> 'array' then false
+                         when jsonb_array_length(message -> 'pks') not between 1 and 1000 then false
+                         else (select bool_and(case when jsonb_typeof(k) <> 'string' then false
+                                                    else octet_length(k #>> '{}') <= 2000 end)
+                               from jsonb_array_elements(message -> 'pks') k) end
+                when message ? 'pk' then
+                    case when jsonb_typeof(message -> 'pk') <> 'string' then false
+                         else octet_length(message ->> 'pk') <= 2000 end
+                else false end
+$$;
+
+
+--
 -- Name: job_pks(jsonb); Type: FUNCTION; Schema: autoembed; Owner: -
 --
 
@@ -449,13 +804,14 @@ CREATE FUNCTION autoembed.job_pks(message jsonb) RETURNS SETOF text
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     select k.pk
-    from (select autoembed.job_range(message) as r) m,
+    from (select autoembed.job_is_valid(message) as valid, autoembed.job_range(message) as r) m,
          lateral (select g::text from generate_series(m.r[1], m.r[2]) g  -- no rows when r is null
+                  where m.valid
                   union all
                   select jsonb_array_elements_text(case jsonb_typeof(message -> 'pks')
                                                        when 'array' then message -> 'pks'
                                                        else jsonb_build_array(message -> 'pk') end)
-                  where m.r is null) k(pk)
+                  where m.valid and m.r is null) k(pk)
 $$;
 
 
@@ -466,12 +822,16 @@ $$;
 CREATE FUNCTION autoembed.job_range(message jsonb) RETURNS bigint[]
     LANGUAGE sql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $_$
-    select case when message @? 'strict $.pk_range ? (@.size() == 2 && @[0].floor() == @[0] && @[1].floor() == @[1]
-                                                      && @[0] <= @[1] && @[0] >= -9223372036854775808
-                                                      && @[1] <= 9223372036854775807)'
-                then array[(message #>> '{pk_range,0}')::numeric::bigint, (message #>> '{pk_range,1}')::numeric::bigint] end
-$_$;
+    AS $$
+    select case when jsonb_typeof(message -> 'pk_range') is distinct from 'array' then null
+                when jsonb_array_length(message -> 'pk_range') <> 2 then null
+                when not autoembed.job_integer(message -> 'pk_range' -> 0, -9223372036854775808, 9223372036854775807)
+                  or not autoembed.job_integer(message -> 'pk_range' -> 1, -9223372036854775808, 9223372036854775807)
+                    then null
+                when (message #>> '{pk_range,1}')::numeric - (message #>> '{pk_range,0}')::numeric not between 0 and 999
+                    then null
+                else array[(message #>> '{pk_range,0}')::bigint, (message #>> '{pk_range,1}')::bigint] end
+$$;
 
 
 --
@@ -482,8 +842,9 @@ CREATE FUNCTION autoembed.job_size(message jsonb) RETURNS integer
     LANGUAGE sql IMMUTABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    select case when m.r is not null then least(m.r[2]::numeric - m.r[1] + 1, 2147483647)::int
-                when jsonb_typeof(message -> 'pks') = 'array' then greatest(jsonb_array_length(message -> 'pks'), 1)
+    select case when not autoembed.job_is_valid(message) then 1
+                when m.r is not null then (m.r[2] - m.r[1] + 1)::int
+                when jsonb_typeof(message -> 'pks') = 'array' then jsonb_array_length(message -> 'pks')
                 else 1 end
     from (select autoembed.job_range(message) as r) m
 $$;
@@ -509,6 +870,19 @@ $_$;
 
 
 --
+-- Name: job_source(jsonb); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.job_source(message jsonb) RETURNS integer
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select case when jsonb_typeof(message) is distinct from 'object' then null
+                when autoembed.job_integer(message -> 'source_id', 1, 2147483647) then (message ->> 'source_id')::int end
+$$;
+
+
+--
 -- Name: key_type(autoembed.sources); Type: FUNCTION; Schema: autoembed; Owner: -
 --
 
@@ -522,6 +896,30 @@ $$;
 
 
 --
+-- Name: load_chunk_vectors(integer, text[]); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.load_chunk_vectors(source_id integer, pks text[]) RETURNS TABLE(pk text, chunk_hash uuid, embedding public.vector)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+    src autoembed.sources;
+begin
+    select * into src from autoembed.sources s where s.id = load_chunk_vectors.source_id;
+    if src.chunk_table is null or not exists (select from pg_class c where c.oid = src.chunk_table) then
+        return;
+    end if;
+    return query execute format(
+        'select distinct on (c.parent_pk, c.chunk_hash) c.parent_pk::text, c.chunk_hash, c.embedding::%s
+         from %s c where c.parent_pk = any($1::%s[])',
+        autoembed.vector_type(), src.chunk_table, autoembed.key_type(src))
+    using pks;
+end
+$_$;
+
+
+--
 -- Name: load_content(integer, text[]); Type: FUNCTION; Schema: autoembed; Owner: -
 --
 
@@ -530,46 +928,61 @@ CREATE FUNCTION autoembed.load_content(source_id integer, pks text[]) RETURNS SE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 declare
+    registered autoembed.sources;
     src autoembed.sources;
-    pk_type text;
+    keys text[];  -- first the invalid ones, then the rest
+    invalid text;
     query text;
     loaded autoembed.loaded_row[];
     one autoembed.loaded_row;
     key text;
 begin
-    select * into src from autoembed.sources s where s.id = load_content.source_id;
+    select * into registered from autoembed.sources s where s.id = load_content.source_id;
     if not found then
         return;
     end if;
-    src := autoembed.current_names(src);
-    pk_type := autoembed.key_type(src);
+    src := autoembed.current_names(registered);
     query := format(
         'select t.%1$I::text, c.content, md5(c.content)::uuid,
-                (t.%2$I is not null and s.content_hash is not distinct from md5(c.content)::uuid), null::text
+                (t.%2$I is not null and s.content_hash is not distinct from md5(c.content)::uuid), null::text, null::text
          from %3$s t
          cross join lateral (select %4$s as content) c
          left join autoembed.row_state s on s.source_id = $1 and s.pk = t.%1$I::text
          where t.%1$I = any($2::%5$s[])',
-        src.pk_column, src.embedding_column, src.source, autoembed.content_expr(src, 't'), pk_type);
+        src.pk_column, src.embedding_column, src.source, autoembed.content_expr(src, 't'), autoembed.key_type(src));
+    for key, invalid in select * from autoembed.invalid_keys(src, pks) loop
+        return next row(key, null, null, false,
+                        format('%s is not a valid key of %s (its key column %I is %s): %s', quote_literal(key),
+                               src.source, src.pk_column, autoembed.key_type(src), invalid), 'key')::autoembed.loaded_row;
+        keys := array_append(keys, key);
+    end loop;
+    keys := array(select k from unnest(pks) k where k <> all(coalesce(keys, '{}'::text[])));
     begin
-        execute format('select array_agg(r::autoembed.loaded_row) from (%s) r', query) into loaded using src.id, pks;
+        execute format('select array_agg(r::autoembed.loaded_row) from (%s) r', query) into loaded using src.id, keys;
         return query select * from unnest(loaded);
         return;
-    exception when undefined_column or undefined_table or undefined_function then
-        raise;
-    when others then
-        null;  -- a content function failed on some row: fall back to one row at a time
+    exception when others then
+        -- The table, a column or the content function went away meanwhile: the source is broken
+        -- (this raises). Otherwise the content function failed: evaluate the rows one by one.
+        perform autoembed.content_expr(autoembed.current_names(registered), 't');
     end;
-    foreach key in array pks loop
+    foreach key in array keys loop
         begin
             execute query || ' limit 1' into one using src.id, array[key];
             if one.pk is not null then
                 return next one;
             end if;
-        exception when undefined_column or undefined_table or undefined_function then
-            raise;
-        when others then
-            return next row(key, null, null, false, format('%s (SQLSTATE %s)', sqlerrm, sqlstate))::autoembed.loaded_row;
+        exception when others then
+            if left(sqlstate, 2) in ('42', '3F') then
+                return next row(key, null, null, false,
+                                format('%s (SQLSTATE %s); content is evaluated with search_path = pg_catalog, pg_temp: '
+                                       'qualify the tables and functions the content function uses (public.tags, '
+                                       'not tags), or give it its own (create function ... set search_path = public)',
+                                       sqlerrm, sqlstate), 'source')::autoembed.loaded_row;
+            else
+                return next row(key, null, null, false, format('%s (SQLSTATE %s)', sqlerrm, sqlstate),
+                                'row')::autoembed.loaded_row;
+            end if;
         end;
     end loop;
 end
@@ -582,12 +995,155 @@ $_$;
 
 CREATE FUNCTION autoembed.mark_content_changed() RETURNS trigger
     LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 begin
-    perform pg_catalog.set_config('autoembed.changed_' || tg_argv[0], 'y', true);
+    perform set_config('autoembed.changed_' || tg_argv[0], 'y', true);
     return null;
 end
 $$;
+
+
+--
+-- Name: missing_grants(); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.missing_grants() RETURNS TABLE(statement text, run_as name, grantable boolean)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    with schemas (role_name, schema_oid) as (
+        select 'autoembed_worker'::name, 'pgmq'::regnamespace::oid
+        union all
+        select r.role_name, e.extnamespace
+        from pg_extension e cross join (values ('autoembed_worker'::name), ('autoembed_search'::name)) r (role_name)
+        where e.extname = 'vector'
+    ), tables (role_name, table_oid, privilege) as (
+        select 'autoembed_worker'::name, c.oid, p.privilege
+        from pg_class c
+        cross join lateral unnest(case c.relname when 'q_autoembed_jobs' then array['select', 'update', 'delete']
+                                                 else array['select', 'insert'] end) p (privilege)
+        where c.relnamespace = 'pgmq'::regnamespace and c.relname in ('q_autoembed_jobs', 'a_autoembed_jobs')
+    ), functions (role_name, function_oid) as (
+        select 'autoembed_worker'::name, p.oid from pg_proc p
+        where p.pronamespace = 'pgmq'::regnamespace
+          and p.proname in ('read', 'delete', 'archive', 'set_vt', 'format_table_name')
+    )
+    select format('grant usage on schema %I to %I', n.nspname, s.role_name), n.nspowner::regrole::name,
+           has_schema_privilege(current_user, n.oid, 'usage with grant option')
+    from schemas s join pg_namespace n on n.oid = s.schema_oid
+    where not has_schema_privilege(s.role_name, n.oid, 'usage')
+    union all
+    select format('grant %s on table %s to %I', t.privilege, c.oid::regclass, t.role_name), c.relowner::regrole::name,
+           has_table_privilege(current_user, c.oid, t.privilege || ' with grant option')
+    from tables t join pg_class c on c.oid = t.table_oid
+    where not has_table_privilege(t.role_name, c.oid, t.privilege)
+    union all
+    select format('grant execute on function %s to %I', p.oid::regprocedure, f.role_name), p.proowner::regrole::name,
+           has_function_privilege(current_user, p.oid, 'execute with grant option')
+    from functions f join pg_proc p on p.oid = f.function_oid
+    where not has_function_privilege(f.role_name, p.oid, 'execute')
+    order by 1
+$$;
+
+
+--
+-- Name: FUNCTION missing_grants(); Type: COMMENT; Schema: autoembed; Owner: -
+--
+
+COMMENT ON FUNCTION autoembed.missing_grants() IS 'Privileges autoembed_worker and autoembed_search need on pgmq and pgvector''s schema and do not hold: the GRANT, and who may run it.';
+
+
+--
+-- Name: model_prompts(text, text); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.model_prompts(embedder text, model text, OUT query_prompt text, OUT passage_prompt text) RETURNS record
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select coalesce(f.query_prompt, ''), coalesce(f.passage_prompt, '')
+    from (select 1) one
+    left join lateral (
+        select p.query_prompt, p.passage_prompt
+        from (values
+            (1, 'multilingual-e5-[a-z]+-instruct', E'Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery: ', ''),
+            (2, '(^|[/_-])e5-', 'query: ', 'passage: '),
+            (3, 'bge-m3|bge-multilingual', '', ''),
+            (4, 'bge-[a-z]+-zh', '为这个句子生成表示以用于检索相关文章：', ''),
+            (5, 'bge-[a-z]+-en|mxbai-embed-large', 'Represent this sentence for searching relevant passages: ', ''),
+            (6, 'nomic-embed-text', 'search_query: ', 'search_document: '),
+            (7, 'snowflake-arctic-embed-[a-z]+-v2', 'query: ', ''),
+            (8, 'snowflake-arctic-embed', 'Represent this sentence for searching relevant passages: ', ''),
+            (9, 'qwen3-embedding', E'Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery:', '')
+        ) p (rank, pattern, query_prompt, passage_prompt)
+        where model_prompts.embedder <> 'hashing' and model_prompts.model ~* p.pattern
+        order by p.rank
+        limit 1
+    ) f on true
+$$;
+
+
+--
+-- Name: FUNCTION model_prompts(embedder text, model text, OUT query_prompt text, OUT passage_prompt text); Type: COMMENT; Schema: autoembed; Owner: -
+--
+
+COMMENT ON FUNCTION autoembed.model_prompts(embedder text, model text, OUT query_prompt text, OUT passage_prompt text) IS 'The query and passage prompts a known model family expects (e5: query: / passage: , bge, nomic, arctic, ...), or empty ones.';
+
+
+--
+-- Name: note_statement(); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.note_statement() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    depth constant text := case when tg_when = 'BEFORE' then (pg_trigger_depth() - 1)::text else '' end;
+begin
+    perform set_config('autoembed.statement_' || tg_argv[0], depth, true);
+    if tg_op = 'UPDATE' or tg_when = 'AFTER' then
+        perform set_config('autoembed.moving_' || tg_argv[0], depth, true);
+    end if;
+    return null;
+end
+$$;
+
+
+--
+-- Name: on_truncate(); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.on_truncate() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+    src autoembed.sources;
+begin
+    select * into src from autoembed.sources s where s.id = tg_argv[0]::int;
+    if not found or current_setting('autoembed.truncated_' || tg_argv[0], true) = 'y' then
+        return null;
+    end if;
+    if tg_relid = src.source then
+        delete from autoembed.row_state s where s.source_id = src.id;
+        delete from autoembed.failures f where f.source_id = src.id;
+        perform set_config('autoembed.truncated_' || tg_argv[0], 'y', true);
+    elsif pg_partition_root(tg_relid) = src.source then
+        begin
+            src := autoembed.current_names(src);
+            execute format('delete from autoembed.row_state s using %s t where s.source_id = $1 and s.pk = t.%I::text',
+                           tg_relid::regclass, src.pk_column) using src.id;
+            execute format('delete from autoembed.failures f using %s t where f.source_id = $1 and f.pk = t.%I::text',
+                           tg_relid::regclass, src.pk_column) using src.id;
+        exception when undefined_column or undefined_table then
+            raise warning 'autoembed: source % is broken (%): truncate not handled', src.id, sqlerrm;
+        end;
+    end if;
+    return null;
+end
+$_$;
 
 
 --
@@ -599,72 +1155,152 @@ CREATE FUNCTION autoembed.on_write() RETURNS trigger
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 declare
-    source_id constant int := tg_argv[0]::int;
+    this_source constant int := tg_argv[0]::int;
     changed_flag constant text := 'autoembed.changed_' || tg_argv[0];
+    -- the statement's rows: its transition tables, or the row-level fallback's one row ($1, $2)
+    new_rows constant text := case when tg_level = 'ROW' then '(select ($1).*)' else 'autoembed_new' end;
+    old_rows constant text := case when tg_level = 'ROW' then '(select ($2).*)' else 'autoembed_old' end;
     src autoembed.sources;
     pk_name name;
     integer_keys boolean;
+    root regclass;
     first_pk bigint;
     last_pk bigint;
     key_count bigint;
     pks text[];
+    gone text[];
+    changes text;
 begin
     if tg_op = 'INSERT' then
-        select a.attname, a.atttypid in ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
-        into pk_name, integer_keys
-        from autoembed.sources s join pg_attribute a on a.attrelid = s.source and a.attnum = s.pk_attnum
-        where s.id = source_id and not a.attisdropped;
-        if pk_name is null then
-            raise warning 'autoembed: source % is broken (its key column was dropped): insert not handled', source_id;
+        select s.source, a.attname, a.atttypid in ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
+        into root, pk_name, integer_keys
+        from autoembed.sources s
+        left join pg_attribute a on a.attrelid = s.source and a.attnum = s.pk_attnum and not a.attisdropped
+        where s.id = this_source;
+        if root is null or (tg_relid <> root and pg_partition_root(tg_relid) is distinct from root) then
+            return null;  -- unwatched, or a partition detached since: a left-over trigger
+        elsif pk_name is null then
+            raise warning 'autoembed: source % is broken (its key column was dropped): insert not handled', this_source;
             return null;
         end if;
-        if integer_keys then  -- consecutive keys (a bulk INSERT into an identity table): named by their ends
+        if tg_level = 'ROW' then
+            execute format('select array[($1).%I::text]', pk_name) into pks using new;
+            delete from autoembed.row_state s where s.source_id = this_source and s.pk = any(pks);
+            delete from autoembed.failures f where f.source_id = this_source and f.pk = any(pks);
+        elsif integer_keys then  -- consecutive keys (a bulk INSERT into an identity table): named by their ends
             execute format('select min(n.%1$I), max(n.%1$I), count(*) from autoembed_new n', pk_name)
             into first_pk, last_pk, key_count;
             if last_pk::numeric - first_pk + 1 = key_count then
-                perform autoembed.enqueue_range(source_id, first_pk, last_pk);
+                perform autoembed.enqueue_range(this_source, first_pk, last_pk);
                 return null;
             end if;
         end if;
-        execute format('select array_agg(n.%I::text) from autoembed_new n', pk_name) into pks;
-        perform autoembed.enqueue(source_id, pks);
+        if pks is null then
+            execute format('select array_agg(n.%I::text) from autoembed_new n', pk_name) into pks;
+        end if;
+        perform autoembed.enqueue(this_source, pks);
         return null;
     end if;
     if tg_op = 'UPDATE' then
-        if coalesce(current_setting(changed_flag, true), '') = '' then
-            return null;  -- no row's content or key changed
+        if current_setting('autoembed.clearing_' || tg_argv[0], true) = 'y' then
+            perform set_config(changed_flag, '', true);  -- autoembed's own clearing of stale vectors (below)
+            return null;
+        elsif tg_level = 'STATEMENT' then
+            if coalesce(current_setting(changed_flag, true), '') = '' then
+                return null;  -- no row's key or content changed, no vector went
+            end if;
+            perform set_config(changed_flag, '', true);
         end if;
-        perform set_config(changed_flag, '', true);
     end if;
     begin
-        select * into src from autoembed.sources s where s.id = source_id;
+        select * into src from autoembed.sources s where s.id = this_source;
+        if not found or (tg_relid <> src.source and pg_partition_root(tg_relid) is distinct from src.source) then
+            return null;
+        end if;
         src := autoembed.current_names(src);
-        if tg_op = 'UPDATE' then
-            execute format(
-                'select array_agg(n.%1$I::text)
-                 from autoembed_new n left join autoembed_old o on o.%1$I = n.%1$I
-                 where o.%1$I is null or %2$s is distinct from %3$s',
-                src.pk_column, autoembed.content_expr(src, 'n'), autoembed.content_expr(src, 'o'))
-            into pks;
-            perform autoembed.enqueue(source_id, pks);
-            execute format(  -- keys that no row has any more: their rows took new keys
-                'select array_agg(o.%1$I::text)
-                 from autoembed_old o left join autoembed_new n on n.%1$I = o.%1$I where n.%1$I is null',
-                src.pk_column)
-            into pks;
-        else
-            execute format('select array_agg(o.%I::text) from autoembed_old o', src.pk_column) into pks;
-        end if;
-        if pks is not null then  -- forget what was known about keys that are gone
-            delete from autoembed.row_state s where s.source_id = src.id and s.pk = any(pks);
-            delete from autoembed.failures f where f.source_id = src.id and f.pk = any(pks);
-        end if;
+        perform autoembed.content_expr(src, 't');
     exception when undefined_column or undefined_table or undefined_function then
-        raise warning 'autoembed: source % is broken (%): % not handled', source_id, sqlerrm, lower(tg_op);
+        raise warning 'autoembed: source % is broken (%): % not handled', this_source, sqlerrm, lower(tg_op);
+        return null;
     end;
+    if tg_op = 'DELETE' then
+        execute format('select array_agg(o.%I::text) from %s o', src.pk_column, old_rows) into gone using new, old;
+    else
+        changes := format(
+            'with d as (%s),
+                  cleared as (update %s t set %I = null from d where $3 and d.clear and t.%I = d.k)
+             select array_agg(d.k::text) filter (where d.enqueue), array_agg(d.ok::text) filter (where d.k is null) from d',
+            autoembed.row_changes(src, new_rows, old_rows), tg_relid::regclass, src.embedding_column, src.pk_column);
+        -- the content function may fail on some row, and the vector column may refuse NULL (a
+        -- constraint, a trigger of the application's): then every row whose other columns changed
+        -- counts as changed, then its vector stays (the worker replaces it)
+        perform set_config('autoembed.clearing_' || tg_argv[0], 'y', true);
+        begin
+            execute changes into pks, gone using new, old, src.clear_on_change, src.id, true;
+        exception when others then
+            begin
+                execute changes into pks, gone using new, old, src.clear_on_change, src.id, false;
+            exception when others then
+                raise warning 'autoembed: source % (%): the vectors of changed rows could not be cleared (%); they stay until their rows are embedded again',
+                    src.id, src.table_name, sqlerrm;
+                execute changes into pks, gone using new, old, false, src.id, false;
+            end;
+        end;
+        perform set_config('autoembed.clearing_' || tg_argv[0], '', true);
+    end if;
+    perform autoembed.enqueue(src.id, pks);
+    if gone is not null then  -- forget what was known about keys that are gone
+        delete from autoembed.row_state s where s.source_id = src.id and s.pk = any(gone);
+        delete from autoembed.failures f where f.source_id = src.id and f.pk = any(gone);
+    end if;
     return null;
 end
 $_$;
+
+
+--
+-- Name: parent_visible(oid, smallint, anyelement); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.parent_visible(parent oid, key_attnum smallint, key anyelement) RETURNS boolean
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+    visible boolean;
+begin
+    execute format('select exists (select from %s t where t.%I = $1)', parent::regclass,
+                   (select a.attname from pg_attribute a where a.attrelid = parent and a.attnum = key_attnum))
+    into visible using key;
+    return visible;
+end
+$_$;
+
+
+--
+-- Name: pg_cron_runs_here(); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.pg_cron_runs_here() RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select exists (select from pg_extension where extname = 'pg_cron')
+       and autoembed.background_worker_database('pg_cron launcher', 'pg_cron scheduler') = current_database()
+$$;
+
+
+--
+-- Name: pg_net_sends_here(); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.pg_net_sends_here() RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select exists (select from pg_extension where extname = 'pg_net')
+       and autoembed.background_worker_database('pg\_net%', 'pg\_net %') = current_database()
+$$;
 
 
 --
@@ -675,7 +1311,20 @@ CREATE FUNCTION autoembed.queue_rows() RETURNS bigint
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+    select autoembed.queue_rows('{}'::int[])
+$$;
+
+
+--
+-- Name: queue_rows(integer[]); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.queue_rows(excluding integer[]) RETURNS bigint
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
     select coalesce(sum(autoembed.job_size(q.message)), 0)::bigint from pgmq.q_autoembed_jobs q
+    where autoembed.job_source(q.message) is null or autoembed.job_source(q.message) <> all(excluding)
 $$;
 
 
@@ -695,7 +1344,7 @@ declare
         order by q.msg_id
         for update skip locked;
     job record;
-    ids bigint[] := '{}';
+    ids bigint[] := '{}'::bigint[];
     budget int := max_rows;
     split_id bigint;
 begin
@@ -747,6 +1396,7 @@ CREATE FUNCTION autoembed.record_failures(source_id integer, pks text[], hashes 
 declare
     src autoembed.sources;
     pk_type text;
+    keys text[];
     current_rows autoembed.loaded_row[];
 begin
     select * into src from autoembed.sources s where s.id = record_failures.source_id;
@@ -758,12 +1408,14 @@ begin
         -- key until this transaction ends (a DELETE committed meanwhile left its record behind).
         src := autoembed.current_names(src);
         pk_type := autoembed.key_type(src);
+        keys := array(select k from unnest(pks) k
+                      where k not in (select i.pk from autoembed.invalid_keys(src, pks) i));
         execute format('select count(*) from (select from %1$s t where t.%2$I = any($1::%3$s[]) for key share of t) l',
                        src.source, src.pk_column, pk_type)
-        using pks;
-        current_rows := array(select l from autoembed.load_content(record_failures.source_id, pks) l);
+        using keys;
+        current_rows := array(select l from autoembed.load_content(record_failures.source_id, keys) l);
     exception when undefined_column or undefined_table or undefined_function then
-        current_rows := array(select row(b.pk, null, b.hash, false, null)::autoembed.loaded_row
+        current_rows := array(select row(b.pk, null, b.hash, false, null, null)::autoembed.loaded_row
                               from unnest(pks, hashes) b(pk, hash));
     end;
     return query
@@ -782,6 +1434,34 @@ $_$;
 
 
 --
+-- Name: refresh_triggers(autoembed.sources); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.refresh_triggers(src autoembed.sources) RETURNS boolean
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+    if exists (with wanted as (select s.rel, s.trigger_name, s.function_name, autoembed.trigger_args(s.args) as args,
+                                      s.literals
+                               from autoembed.trigger_specs(src) s),
+                    present as (select * from autoembed.installed_triggers(src.source)),
+                    matched as (select w.rel, w.trigger_name, w.function_name, w.args
+                                from wanted w join present p using (rel, trigger_name, function_name, args)
+                                where w.literals is null
+                                   or not exists (select from unnest(w.literals) l where strpos(p.definition, l) = 0))
+               (select rel, trigger_name, function_name, args from wanted except select * from matched)
+               union all
+               (select rel, trigger_name, function_name, args from present except select * from matched)) then
+        perform autoembed.install_triggers(src);
+        return true;
+    end if;
+    return false;
+end
+$$;
+
+
+--
 -- Name: release_claims(integer, text[]); Type: FUNCTION; Schema: autoembed; Owner: -
 --
 
@@ -794,41 +1474,89 @@ $$;
 
 
 --
--- Name: request_drain(text, jsonb, integer); Type: FUNCTION; Schema: autoembed; Owner: -
+-- Name: release_jobs(bigint[]); Type: FUNCTION; Schema: autoembed; Owner: -
 --
 
-CREATE FUNCTION autoembed.request_drain(url text, headers jsonb DEFAULT '{}'::jsonb, timeout_ms integer DEFAULT 5000) RETURNS bigint
-    LANGUAGE plpgsql
+CREATE FUNCTION autoembed.release_jobs(msg_ids bigint[]) RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    update pgmq.q_autoembed_jobs q set vt = clock_timestamp() where q.msg_id = any(msg_ids)
+$$;
+
+
+--
+-- Name: report_problem(integer, text); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.report_problem(source_id integer, problem text) RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    update autoembed.sources s set problem = left(report_problem.problem, 2000), problem_at = now()
+    where s.id = report_problem.source_id and s.problem is distinct from left(report_problem.problem, 2000)
+$$;
+
+
+--
+-- Name: request_drain(text); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.request_drain(target text DEFAULT 'default'::text) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 declare
+    t autoembed.drain_targets;
+    token text;
     visible bigint;
     request_id bigint;
 begin
-    perform autoembed.check_drain_target('autoembed.request_drain', url);
+    select * into t from autoembed.drain_targets d where d.name = target;
+    if not found then
+        raise exception 'autoembed.request_drain: no drain target %', quote_nullable(target)
+            using hint = 'Register it with autoembed.set_drain_target(name, url, token).';
+    end if;
+    perform autoembed.check_drain_target('autoembed.request_drain', t.url);
     select count(*) into visible from pgmq.q_autoembed_jobs where vt <= clock_timestamp();
     if visible = 0 then
         return null;
     end if;
-    execute 'select net.http_post(url := $1, body := $2, headers := $3, timeout_milliseconds := $4)'
+    if t.vault_secret_id is not null then
+        execute format('select decrypted_secret from %I.decrypted_secrets where id = $1', 'vault')
+        into token using t.vault_secret_id;
+    else
+        token := t.token;
+    end if;
+    execute format('select %I.http_post(url := $1, body := $2, headers := $3, timeout_milliseconds := $4)', 'net')
     into request_id
-    using url, jsonb_build_object('queue', 'autoembed_jobs', 'visible_jobs', visible),
-          '{"Content-Type": "application/json"}'::jsonb || coalesce(headers, '{}'), timeout_ms;
+    using t.url, jsonb_build_object('queue', 'autoembed_jobs', 'visible_jobs', visible),
+          jsonb_build_object('Content-Type', 'application/json', 'Authorization', 'Bearer ' || token), t.timeout_ms;
     return request_id;
 end
 $_$;
 
 
 --
+-- Name: FUNCTION request_drain(target text); Type: COMMENT; Schema: autoembed; Owner: -
+--
+
+COMMENT ON FUNCTION autoembed.request_drain(target text) IS 'POST a drain request to a drain target when embedding jobs wait (needs pg_net sending from this database).';
+
+
+--
 -- Name: resolve_content(regclass, text); Type: FUNCTION; Schema: autoembed; Owner: -
 --
 
-CREATE FUNCTION autoembed.resolve_content(source regclass, content text, OUT content_column name, OUT content_function regprocedure) RETURNS record
+CREATE FUNCTION autoembed.resolve_content(source regclass, content text, OUT content_column name, OUT content_function text) RETURNS record
     LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 declare
     parts text[];
+    schemas text[];
     row_type oid := (select reltype from pg_class where oid = source);
+    fn regprocedure;
 begin
     if content is null or btrim(content) = '' then
         raise exception 'autoembed.watch: content must name a column of % or a function of its rows', source;
@@ -844,20 +1572,46 @@ begin
         parts := null;
     end;
     if parts is not null and array_length(parts, 1) <= 2 then
-        select p.oid::regprocedure into content_function
+        schemas := case when array_length(parts, 1) = 2 then array[parts[1]]
+                        else array[(select n.nspname::text from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                                    where c.oid = source), 'public'] end;
+        select p.oid::regprocedure, format('%I.%I', n.nspname, p.proname) into fn, content_function
         from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-        where p.proname = parts[array_length(parts, 1)]
-          and (case when array_length(parts, 1) = 2 then n.nspname = parts[1] else pg_function_is_visible(p.oid) end)
-          and p.pronargs = 1 and p.proargtypes[0] = row_type and p.prokind = 'f';
+        where p.proname = parts[array_length(parts, 1)] and n.nspname = any (schemas)
+          and p.pronargs = 1 and p.proargtypes[0] = row_type and p.prokind = 'f'
+        order by array_position(schemas, n.nspname::text)
+        limit 1;
         if found then
-            if (select prorettype from pg_proc where oid = content_function) not in ('text'::regtype, 'varchar'::regtype) then
-                raise exception 'autoembed.watch: content function % must return text', content_function;
+            if (select prorettype from pg_proc where oid = fn) not in ('text'::regtype, 'varchar'::regtype) then
+                raise exception 'autoembed.watch: content function % must return text', fn;
             end if;
             return;
         end if;
     end if;
     raise exception 'autoembed.watch: % is neither a column of % nor a function taking a % row and returning text',
-        quote_literal(content), source, source;
+        quote_literal(content), source, source
+        using hint = 'An unqualified function name is looked up in the table''s schema, then in public; name it as schema.function otherwise.';
+end
+$$;
+
+
+--
+-- Name: resolve_prompts(text, text, text, text); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.resolve_prompts(embedder text, model text, wanted_query_prompt text, wanted_passage_prompt text, OUT query_prompt text, OUT passage_prompt text) RETURNS record
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    family record := autoembed.model_prompts(embedder, model);
+begin
+    query_prompt := coalesce(wanted_query_prompt, family.query_prompt);
+    passage_prompt := coalesce(wanted_passage_prompt, family.passage_prompt);
+    if embedder = 'e5' and (query_prompt, passage_prompt) is distinct from (family.query_prompt, family.passage_prompt) then
+        raise exception 'autoembed.watch: the e5 embedder puts % before queries and % before passages itself; other prompts cannot be set',
+            quote_literal(family.query_prompt), quote_literal(family.passage_prompt);
+    end if;
 end
 $$;
 
@@ -894,42 +1648,103 @@ COMMENT ON FUNCTION autoembed.retry_failures(source regclass) IS 'Re-enqueue fai
 
 
 --
--- Name: schedule_drain_requests(text, text, jsonb); Type: FUNCTION; Schema: autoembed; Owner: -
+-- Name: row_changes(autoembed.sources, text, text); Type: FUNCTION; Schema: autoembed; Owner: -
 --
 
-CREATE FUNCTION autoembed.schedule_drain_requests(url text, every text DEFAULT '10 seconds'::text, headers jsonb DEFAULT '{}'::jsonb) RETURNS bigint
+CREATE FUNCTION autoembed.row_changes(src autoembed.sources, new_rows text, old_rows text) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+    as_source_row text;
+begin
+    if src.content_column is not null then
+        return format(
+            'select n.k, o.k as ok,
+                    n.k is not null and (o.k is null or n.c is distinct from o.c
+                                         or (o.v and not n.v and n.c ~ ''[^[:space:]]'')) as enqueue,
+                    n.k is not null and n.v and (o.k is null or n.c is distinct from o.c) as clear
+             from (select t.%1$I as k, %2$s as c, t.%3$I is not null as v from %4$s t) n
+             full join (select t.%1$I as k, %2$s as c, t.%3$I is not null as v from %5$s t) o on o.k = n.k',
+            src.pk_column, autoembed.content_expr(src, 't'), src.embedding_column, new_rows, old_rows);
+    end if;
+    -- a row as the content function takes it: of the source table's type, also on a partition
+    as_source_row := format('row(%s)::%s',
+        (select string_agg(format('t.%I', a.attname), ', ' order by a.attnum) from pg_attribute a
+         where a.attrelid = src.source and a.attnum > 0 and not a.attisdropped), src.source);
+    return format(
+        'select k, ok, k is not null and (ok is null or dropped or changed) as enqueue,
+                k is not null and v and (ok is null or changed) as clear
+         from (select n.k, o.k as ok, n.v, coalesce(o.v and not n.v, false) as dropped,
+                      case when n.k is null or o.k is null then false
+                           when jsonb_populate_record(n.r, %6$L::jsonb) *= jsonb_populate_record(o.r, %6$L::jsonb) then false
+                           when not $5 then true
+                           when n.v and s.content_hash is not null then md5(%7$s)::uuid is distinct from s.content_hash
+                           else %7$s is distinct from %8$s end as changed
+               from (select t.%1$I as k, t.%3$I is not null as v, %2$s as r from %4$s t) n
+               full join (select t.%1$I as k, t.%3$I is not null as v, %2$s as r from %5$s t) o on o.k = n.k
+               left join autoembed.row_state s on s.source_id = $4 and s.pk = n.k::text
+               offset 0) c',
+        src.pk_column, as_source_row, src.embedding_column, new_rows, old_rows,
+        jsonb_build_object(src.embedding_column, null), autoembed.content_call(src, 'n.r'),
+        autoembed.content_call(src, 'o.r'));
+end
+$_$;
+
+
+--
+-- Name: schedule_drain_requests(text, text); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.schedule_drain_requests(target text DEFAULT 'default'::text, every text DEFAULT '10 seconds'::text) RETURNS bigint
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
+    AS $_$
 declare
     schedule text := autoembed.drain_schedule(every);
+    url text := (select d.url from autoembed.drain_targets d where d.name = target);
+    job_id bigint;
 begin
+    if url is null then
+        raise exception 'autoembed.schedule_drain_requests: no drain target %', quote_nullable(target)
+            using hint = 'Register it first with autoembed.set_drain_target(name, url, token).';
+    end if;
     perform autoembed.check_drain_target('autoembed.schedule_drain_requests', url);
-    return cron.schedule('autoembed-drain-requests', schedule,
-                         format('select autoembed.request_drain(%L, %L::jsonb)', url, coalesce(headers, '{}')));
+    if not autoembed.pg_cron_runs_here() then
+        raise exception 'autoembed.schedule_drain_requests: pg_cron''s scheduler does not run the jobs of database %', current_database()
+            using hint = 'pg_cron runs jobs in the one database named by cron.database_name (see autoembed.capabilities()).';
+    end if;
+    execute format('select %I.schedule($1, $2, $3)', 'cron') into job_id
+    using 'autoembed-drain-requests', schedule, format('select autoembed.request_drain(%L)', target);
+    return job_id;
 end
-$$;
+$_$;
 
 
 --
--- Name: FUNCTION schedule_drain_requests(url text, every text, headers jsonb); Type: COMMENT; Schema: autoembed; Owner: -
+-- Name: FUNCTION schedule_drain_requests(target text, every text); Type: COMMENT; Schema: autoembed; Owner: -
 --
 
-COMMENT ON FUNCTION autoembed.schedule_drain_requests(url text, every text, headers jsonb) IS 'Every `every` (''10 seconds'' on pg_cron 1.5+), POST to `url` when embedding jobs wait (needs pg_net and pg_cron).';
+COMMENT ON FUNCTION autoembed.schedule_drain_requests(target text, every text) IS 'Every `every` (''10 seconds'' on pg_cron 1.5+), POST to a drain target when embedding jobs wait (needs pg_net and pg_cron serving this database).';
 
 
 --
--- Name: search(regclass, public.vector, integer); Type: FUNCTION; Schema: autoembed; Owner: -
+-- Name: search(regclass, public.vector, integer, integer); Type: FUNCTION; Schema: autoembed; Owner: -
 --
 
-CREATE FUNCTION autoembed.search(source regclass, query public.vector, k integer DEFAULT 5) RETURNS TABLE(pk text, content text, distance double precision)
-    LANGUAGE plpgsql STABLE
+CREATE FUNCTION autoembed.search(source regclass, query public.vector, k integer DEFAULT 5, chunks_per_row integer DEFAULT 1) RETURNS TABLE(pk text, content text, distance double precision, chunk text, chunk_position integer)
+    LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 declare
     src autoembed.sources := autoembed.current_names(autoembed.source_by_table(source));
     col_type text;
     op text;
+    candidates int;
+    found_rows int;
+    results autoembed.search_hit[];
+    saved_ef_search text;
+    saved_iterative text;
 begin
     if query is null then
         raise exception 'autoembed.search: query vector must not be NULL';
@@ -941,26 +1756,203 @@ begin
     if k is null or k < 1 then
         raise exception 'autoembed.search: k must be at least 1';
     end if;
+    if chunks_per_row is null or chunks_per_row < 1 then
+        raise exception 'autoembed.search: chunks_per_row must be at least 1';
+    end if;
     select format_type(a.atttypid, a.atttypmod),
            format('operator(%I.%s)', n.nspname,
                   case src.distance when 'cosine' then '<=>' when 'l2' then '<->' else '<#>' end)
     into col_type, op
     from pg_attribute a join pg_type t on t.oid = a.atttypid join pg_namespace n on n.oid = t.typnamespace
     where a.attrelid = src.source and a.attnum = src.embedding_attnum;
-    return query execute format(
-        'select t.%1$I::text, %2$s, (t.%3$I %4$s $1::%5$s)::float8
-         from %6$s t where t.%3$I is not null order by t.%3$I %4$s $1::%5$s limit $2',
-        src.pk_column, autoembed.content_expr(src, 't'), src.embedding_column, op, col_type, src.source)
-    using query, k;
+    if src.chunk_table is null then
+        return query execute format(
+            'select t.%1$I::text, %2$s, (t.%3$I %4$s $1::%5$s)::float8, null::text, null::int
+             from %6$s t where t.%3$I is not null order by t.%3$I %4$s $1::%5$s limit $2',
+            src.pk_column, autoembed.content_expr(src, 't'), src.embedding_column, op, col_type, src.source)
+        using query, k;
+        return;
+    end if;
+
+    saved_ef_search := current_setting('hnsw.ef_search', true);
+    saved_iterative := current_setting('hnsw.iterative_scan', true);
+    if saved_iterative is not null then
+        perform set_config('hnsw.iterative_scan', 'relaxed_order', true);
+    end if;
+    candidates := greatest(4 * k, 40);
+    loop
+        perform set_config('hnsw.ef_search', least(greatest(2 * candidates, 40), 1000)::text, true);
+        execute format(
+            'with nearest as (
+                 select c.parent_pk, c.chunk, c.position, (c.embedding %1$s $1::%2$s)::float8 as distance
+                 from %3$s c order by c.embedding %1$s $1::%2$s limit $3
+             ), best as (
+                 select n.* from (select n.*, row_number() over (partition by n.parent_pk
+                                                                 order by n.distance, n.position) as rank
+                                  from nearest n) n
+                 where n.rank <= $4
+             )
+             select array(
+                 select row(t.%4$I::text, %5$s, b.distance, b.chunk, b.position)::autoembed.search_hit
+                 from best b join %6$s t on t.%4$I = b.parent_pk
+                 where t.%7$I is not null
+                 order by b.distance, b.parent_pk, b.position limit $2),
+                 (select count(*) from nearest)::int',
+            op, col_type, src.chunk_table, src.pk_column, autoembed.content_expr(src, 't'), src.source,
+            src.embedding_column)
+        into results, found_rows using query, k, candidates, chunks_per_row;
+        exit when cardinality(results) >= k or found_rows < candidates;
+        candidates := candidates * 4;
+    end loop;
+    perform set_config('hnsw.ef_search', coalesce(saved_ef_search, '40'), true);
+    if saved_iterative is not null then
+        perform set_config('hnsw.iterative_scan', saved_iterative, true);
+    end if;
+    return query select r.* from unnest(results) r;
 end
 $_$;
 
 
 --
--- Name: FUNCTION search(source regclass, query public.vector, k integer); Type: COMMENT; Schema: autoembed; Owner: -
+-- Name: FUNCTION search(source regclass, query public.vector, k integer, chunks_per_row integer); Type: COMMENT; Schema: autoembed; Owner: -
 --
 
-COMMENT ON FUNCTION autoembed.search(source regclass, query public.vector, k integer) IS 'The k rows nearest to a query vector, by the table''s distance. Respects RLS.';
+COMMENT ON FUNCTION autoembed.search(source regclass, query public.vector, k integer, chunks_per_row integer) IS 'The k rows nearest to a query vector by the table''s distance; for a chunked watch each with its nearest chunk (or up to chunks_per_row of them). Respects RLS.';
+
+
+--
+-- Name: search_settings(regclass); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.search_settings(source regclass) RETURNS TABLE(embedder text, model text, dimensions integer, query_prompt text, chunked boolean)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select s.embedder, s.model, s.dimensions, s.query_prompt, s.chunk_table is not null
+    from autoembed.sources s where s.source = search_settings.source
+$$;
+
+
+--
+-- Name: FUNCTION search_settings(source regclass); Type: COMMENT; Schema: autoembed; Owner: -
+--
+
+COMMENT ON FUNCTION autoembed.search_settings(source regclass) IS 'How to embed a query for autoembed.search on this table: embedder, model, dimensions and the query prompt.';
+
+
+--
+-- Name: set_drain_target(text, text, text, integer); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.set_drain_target(name text, url text, token text, timeout_ms integer DEFAULT 5000) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+    if url is null or url !~ '^https?://' then
+        raise exception 'autoembed.set_drain_target: url must start with http:// or https://, got %', quote_nullable(url);
+    end if;
+    if token is null or btrim(token) = '' then
+        raise exception 'autoembed.set_drain_target: token must not be empty (it is the server''s AUTOEMBED_DRAIN_TOKEN)';
+    end if;
+    insert into autoembed.drain_targets as t (name, url, timeout_ms) values (name, url, coalesce(timeout_ms, 5000))
+    on conflict on constraint drain_targets_pkey do update
+    set url = excluded.url, timeout_ms = excluded.timeout_ms, updated_at = now();
+    perform autoembed.store_drain_token(name, btrim(token));
+end
+$$;
+
+
+--
+-- Name: FUNCTION set_drain_target(name text, url text, token text, timeout_ms integer); Type: COMMENT; Schema: autoembed; Owner: -
+--
+
+COMMENT ON FUNCTION autoembed.set_drain_target(name text, url text, token text, timeout_ms integer) IS 'Register where drain requests go: an `autoembed serve` URL (…/drain) and its bearer token (kept in Vault where there is one).';
+
+
+--
+-- Name: setup_chunks(autoembed.sources, autoembed.sources, boolean, text); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.setup_chunks(src autoembed.sources, previous autoembed.sources, chunks boolean, chunk_index text) RETURNS autoembed.sources
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+    table_name constant name := 'chunks_' || src.id;
+    index_name constant name := 'chunks_' || src.id || '_embedding_idx';
+    key_type constant text := autoembed.key_type(src);
+    vector_type constant text := (select format_type(a.atttypid, a.atttypmod) from pg_attribute a
+                                  where a.attrelid = src.source and a.attnum = src.embedding_attnum);
+    opclass constant oid := autoembed.chunk_opclass(src);
+    chunk_rel regclass := to_regclass(format('autoembed.%I', table_name));
+    src_now autoembed.sources;
+begin
+    if not coalesce(chunks, false) then
+        perform autoembed.drop_chunks(src);
+        select * into src_now from autoembed.sources s where s.id = src.id;
+        return src_now;
+    end if;
+    if chunk_rel is not null and (
+           (select format_type(a.atttypid, a.atttypmod) from pg_attribute a
+            where a.attrelid = chunk_rel and a.attname = 'parent_pk') is distinct from key_type
+        or (select format_type(a.atttypid, a.atttypmod) from pg_attribute a
+            where a.attrelid = chunk_rel and a.attname = 'embedding') is distinct from vector_type) then
+        execute format('drop table %s', chunk_rel);
+        chunk_rel := null;
+    end if;
+    if chunk_rel is null then
+        execute format(
+            'create table autoembed.%I (
+                 parent_pk %s not null,
+                 chunk_hash uuid not null,
+                 occurrence int not null default 0,
+                 position int not null,
+                 start_char int not null,
+                 end_char int not null,
+                 chunk text not null,
+                 embedding %s not null,
+                 primary key (parent_pk, chunk_hash, occurrence)
+             )', table_name, key_type, vector_type);
+        chunk_rel := format('autoembed.%I', table_name)::regclass;
+        execute format('comment on table %s is %L', chunk_rel,
+                       format('Chunks of %s and their vectors, kept by autoembed (do not write to it).', src.source));
+        execute format('alter table %s enable row level security', chunk_rel);
+        execute format('grant select on %s to autoembed_search', chunk_rel);
+    elsif previous.id is not null
+          and (previous.embedder, previous.model, previous.passage_prompt) is distinct from (src.embedder, src.model, src.passage_prompt) then
+        execute format('truncate %s', chunk_rel);
+    end if;
+    -- the policy names the key column by number: made again on every watch
+    execute format('drop policy if exists chunks_of_visible_rows on %s', chunk_rel);
+    execute format('create policy chunks_of_visible_rows on %s for select using (autoembed.parent_visible(%s, %s::smallint, parent_pk))',
+                   chunk_rel, src.source::oid, src.pk_attnum);
+    if chunk_index = 'hnsw' and not exists (
+            select from pg_index i join pg_class c on c.oid = i.indexrelid
+            where i.indrelid = chunk_rel and c.relname = index_name
+              and i.indclass[0] = opclass) then
+        execute format('drop index if exists autoembed.%I', index_name);
+        execute format('create index %I on %s using hnsw (embedding %s)', index_name, chunk_rel,
+                       (select format('%I.%I', n.nspname, o.opcname) from pg_opclass o
+                        join pg_namespace n on n.oid = o.opcnamespace where o.oid = opclass));
+    elsif chunk_index = 'none' then
+        execute format('drop index if exists autoembed.%I', index_name);
+    end if;
+    perform autoembed.drop_chunk_triggers(src.source);
+    execute format(
+        'create trigger autoembed_chunks_delete after delete on %s referencing old table as autoembed_old
+         for each statement execute function autoembed.forget_chunks(%s)', src.source, src.id);
+    execute format(
+        'create trigger autoembed_chunks_truncate after truncate on %s for each statement
+         execute function autoembed.forget_chunks(%s)', src.source, src.id);
+    execute format(
+        'create trigger autoembed_chunks_key after update on %s for each row
+         when (old.%2$I is distinct from new.%2$I) execute function autoembed.forget_chunks(%3$s)',
+        src.source, src.pk_column, src.id);
+    update autoembed.sources s set chunk_table = chunk_rel where s.id = src.id returning * into src_now;
+    return src_now;
+end
+$_$;
 
 
 --
@@ -991,31 +1983,42 @@ $$;
 -- Name: source_status(); Type: FUNCTION; Schema: autoembed; Owner: -
 --
 
-CREATE FUNCTION autoembed.source_status() RETURNS TABLE(source_id integer, source text, state text, embedder text, model text, rows bigint, embedded bigint, pending bigint, failed bigint, oldest_pending_age interval, last_success_at timestamp with time zone)
+CREATE FUNCTION autoembed.source_status() RETURNS TABLE(source_id integer, source text, state text, embedder text, model text, rows bigint, embedded bigint, pending bigint, failed bigint, unaccounted bigint, oldest_pending_age interval, last_success_at timestamp with time zone)
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
+    AS $_$
 declare
     src autoembed.sources;
+    reported text;
 begin
     for src in select * from autoembed.sources order by id loop
         source_id := src.id;
         embedder := src.embedder;
         model := src.model;
         last_success_at := src.last_success_at;
+        reported := case when src.problem_at >= src.updated_at then src.problem end;
         select count(distinct j.pk), now() - min(j.enqueued_at) into pending, oldest_pending_age
         from autoembed.jobs j where j.source_id = src.id;
         select count(*) into failed from autoembed.failures f where f.source_id = src.id;
         rows := null;
         embedded := null;
+        unaccounted := null;
         source := src.table_name;
         begin
             src := autoembed.current_names(src);
             perform autoembed.content_expr(src, 't');
             source := src.source::text;
-            state := 'ok';
-            execute format('select count(*), count(%I) from %s', src.embedding_column, src.source)
-            into rows, embedded;
+            execute format(
+                'select count(*), count(t.%1$I), count(*) filter (where t.%1$I is null and f.pk is null and j.pk is null)
+                 from %2$s t
+                 left join autoembed.failures f on f.source_id = $1 and f.pk = t.%3$I::text
+                 left join (select distinct jobs.pk from autoembed.jobs where jobs.source_id = $1) j on j.pk = t.%3$I::text',
+                src.embedding_column, src.source, src.pk_column)
+            into rows, embedded, unaccounted using src.id;
+            state := case when reported is not null then reported
+                          when unaccounted > 0 then format('%s rows unaccounted for (no embedding, job or failure): '
+                                                           'autoembed.sweep() re-enqueues them', unaccounted)
+                          else 'ok' end;
         exception
             when undefined_table then
                 state := 'table dropped';
@@ -1026,7 +2029,52 @@ begin
         return next;
     end loop;
 end
+$_$;
+
+
+--
+-- Name: source_tables(regclass); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.source_tables(source regclass) RETURNS SETOF regclass
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select source
+    union
+    select t.relid from pg_partition_tree(source) t join pg_class c on c.oid = t.relid
+    where t.level > 0 and c.relkind in ('r', 'p')
 $$;
+
+
+--
+-- Name: store_drain_token(text, text); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.store_drain_token(name text, token text) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+    target autoembed.drain_targets;
+    secret_id uuid;
+begin
+    select * into strict target from autoembed.drain_targets t where t.name = store_drain_token.name for update;
+    if not autoembed.vault_available() then
+        update autoembed.drain_targets t set token = store_drain_token.token, updated_at = now() where t.name = target.name;
+        return;
+    end if;
+    if target.vault_secret_id is not null then
+        execute format('select %I.update_secret($1, $2)', 'vault') using target.vault_secret_id, token;
+        secret_id := target.vault_secret_id;
+    else
+        execute format('select %I.create_secret($1, $2, $3)', 'vault') into secret_id
+        using token, 'autoembed_drain_' || target.name, 'bearer token of autoembed drain target ' || target.name;
+    end if;
+    update autoembed.drain_targets t set token = null, vault_secret_id = secret_id, updated_at = now()
+    where t.name = target.name;
+end
+$_$;
 
 
 --
@@ -1066,33 +2114,145 @@ $_$;
 
 
 --
+-- Name: trigger_args(text[]); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.trigger_args(args text[]) RETURNS bytea
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select coalesce(string_agg(convert_to(a, getdatabaseencoding()) || '\x00'::bytea, ''::bytea order by n), ''::bytea)
+    from unnest(args) with ordinality u(a, n)
+$$;
+
+
+--
+-- Name: trigger_specs(autoembed.sources); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.trigger_specs(src autoembed.sources) RETURNS TABLE(rel regclass, trigger_name name, function_name text, args text[], literals text[], ddl text)
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    partitioned constant boolean := exists (select from pg_class c where c.oid = src.source
+                                                                      and (c.relkind = 'p' or c.relispartition));
+    id constant text := src.id::text;
+    mask jsonb;
+    vector_mask jsonb;
+begin
+    src := autoembed.current_names(src);
+    mask := (select coalesce(jsonb_object_agg(a.attname, null), '{}') from pg_attribute a
+             where a.attrelid = src.source and a.attnum > 0 and not a.attisdropped
+               and case when src.content_column is null then a.attname = src.embedding_column
+                        else a.attname <> all (array[src.pk_column, src.content_column]) end);
+    vector_mask := jsonb_build_object(src.embedding_column, null);
+    rel := src.source;
+    trigger_name := 'autoembed_mark_changed';
+    function_name := 'mark_content_changed';
+    args := array[id];
+    literals := array[quote_literal(mask::text), quote_literal(vector_mask::text)];
+    ddl := format('create trigger %I after update on %s for each row
+                   when ((jsonb_populate_record(old, %L::jsonb) *<> jsonb_populate_record(new, %L::jsonb)
+                          or (jsonb_populate_record(new, %L::jsonb) *= new and jsonb_populate_record(old, %L::jsonb) *<> old))
+                         and pg_catalog.current_setting(%L, true) is distinct from ''y'')
+                   execute function autoembed.mark_content_changed(%L)',
+                  trigger_name, rel, mask, mask, vector_mask, vector_mask, 'autoembed.clearing_' || id, id);
+    return next;
+    literals := null;
+    for rel in select autoembed.source_tables(src.source) loop
+        trigger_name := 'autoembed_enqueue_insert';
+        function_name := 'on_write';
+        args := array[id];
+        ddl := format('create trigger %I after insert on %s referencing new table as autoembed_new
+                       for each statement execute function autoembed.on_write(%L)', trigger_name, rel, id);
+        return next;
+        trigger_name := 'autoembed_enqueue_update';
+        ddl := format('create trigger %I after update on %s
+                       referencing old table as autoembed_old new table as autoembed_new
+                       for each statement execute function autoembed.on_write(%L)', trigger_name, rel, id);
+        return next;
+        trigger_name := 'autoembed_forget_delete';
+        ddl := format('create trigger %I after delete on %s referencing old table as autoembed_old
+                       for each statement execute function autoembed.on_write(%L)', trigger_name, rel, id);
+        return next;
+        trigger_name := 'autoembed_forget_truncate';
+        function_name := 'on_truncate';
+        ddl := format('create trigger %I before truncate on %s for each statement
+                       execute function autoembed.on_truncate(%L)', trigger_name, rel, id);
+        return next;
+        continue when not partitioned;
+        function_name := 'note_statement';
+        trigger_name := 'autoembed_statement_begin';
+        ddl := format('create trigger %I before insert or update or delete on %s for each statement
+                       execute function autoembed.note_statement(%L)', trigger_name, rel, id);
+        return next;
+        trigger_name := 'autoembed_statement_end';
+        ddl := format('create trigger %I after insert or update or delete on %s for each statement
+                       execute function autoembed.note_statement(%L)', trigger_name, rel, id);
+        return next;
+    end loop;
+    if partitioned then
+        rel := src.source;
+        trigger_name := 'autoembed_mark_moved';
+        function_name := 'mark_content_changed';
+        args := array[id];
+        ddl := format('create trigger %I after delete on %s for each row
+                       when (pg_catalog.current_setting(%L, true) = pg_catalog.pg_trigger_depth()::text)
+                       execute function autoembed.mark_content_changed(%L)', trigger_name, rel, 'autoembed.moving_' || id, id);
+        return next;
+        trigger_name := 'autoembed_partition_rows';
+        function_name := 'on_write';
+        args := array[id];
+        ddl := format('create trigger %I after insert or update or delete on %s for each row
+                       when (pg_catalog.current_setting(%L, true) is distinct from pg_catalog.pg_trigger_depth()::text)
+                       execute function autoembed.on_write(%L)', trigger_name, rel, 'autoembed.statement_' || id, id);
+        return next;
+    end if;
+end
+$$;
+
+
+--
 -- Name: unschedule_drain_requests(); Type: FUNCTION; Schema: autoembed; Owner: -
 --
 
 CREATE FUNCTION autoembed.unschedule_drain_requests() RETURNS boolean
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
+    AS $_$
+declare
+    done boolean;
 begin
-    return cron.unschedule('autoembed-drain-requests');
+    execute format('select %I.unschedule($1)', 'cron') into done using 'autoembed-drain-requests';
+    return done;
 end
-$$;
+$_$;
 
 
 --
 -- Name: unwatch(regclass); Type: FUNCTION; Schema: autoembed; Owner: -
 --
 
-CREATE FUNCTION autoembed.unwatch(source regclass) RETURNS void
+CREATE FUNCTION autoembed.unwatch(source regclass) RETURNS text
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     src autoembed.sources := autoembed.source_by_table(source);
+    chunks text := src.chunk_table::text;  -- its name, before the table goes
+    queued bigint;
+    failed bigint;
 begin
     perform autoembed.drop_triggers(src.source);
-    delete from pgmq.q_autoembed_jobs where message ->> 'source_id' = src.id::text;
-    delete from autoembed.sources where id = src.id;
+    perform autoembed.drop_chunks(src);
+    with gone as (delete from pgmq.q_autoembed_jobs q where q.message ->> 'source_id' = src.id::text returning q.message)
+    select coalesce(sum(autoembed.job_size(gone.message)), 0) into queued from gone;
+    select count(*) into failed from autoembed.failures f where f.source_id = src.id;
+    delete from autoembed.sources where id = src.id;  -- its failure records and row hashes go with it
+    return format('%s is no longer watched: %s queued row(s) and %s failure record(s) dropped; %s', src.source,
+                  queued, failed, case when chunks is null then format('the vectors in column %I stay', src.embedding_column)
+                                       else format('its chunk table %s was dropped', chunks) end);
 end
 $$;
 
@@ -1101,15 +2261,47 @@ $$;
 -- Name: FUNCTION unwatch(source regclass); Type: COMMENT; Schema: autoembed; Owner: -
 --
 
-COMMENT ON FUNCTION autoembed.unwatch(source regclass) IS 'Stop watching a table; stored vectors stay, pending jobs are dropped.';
+COMMENT ON FUNCTION autoembed.unwatch(source regclass) IS 'Stop watching a table; stored vectors stay, its chunk table and pending jobs are dropped. Says what it dropped.';
 
 
 --
--- Name: watch(regclass, text, name, text, text, text, integer, boolean, boolean); Type: FUNCTION; Schema: autoembed; Owner: -
+-- Name: vault_available(); Type: FUNCTION; Schema: autoembed; Owner: -
 --
 
-CREATE FUNCTION autoembed.watch(source regclass, content text, embedding_column name DEFAULT 'embedding'::name, embedder text DEFAULT 'local'::text, model text DEFAULT 'sentence-transformers/all-MiniLM-L6-v2'::text, distance text DEFAULT 'cosine'::text, max_attempts integer DEFAULT 5, clear_on_change boolean DEFAULT true, backfill boolean DEFAULT true) RETURNS integer
+CREATE FUNCTION autoembed.vault_available() RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select to_regclass('vault.decrypted_secrets') is not null
+       and (select count(distinct p.proname) = 2 from pg_proc p
+            where p.pronamespace = to_regnamespace('vault') and p.proname in ('create_secret', 'update_secret'))
+$$;
+
+
+--
+-- Name: vector_type(); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.vector_type() RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select format('%I.%I', n.nspname, t.typname)
+    from pg_type t
+    join pg_namespace n on n.oid = t.typnamespace
+    join pg_depend d on d.classid = 'pg_type'::regclass and d.objid = t.oid and d.deptype = 'e'
+    join pg_extension e on e.oid = d.refobjid and e.extname = 'vector'
+    where t.typname = 'vector'
+$$;
+
+
+--
+-- Name: watch(regclass, text, name, text, text, text, integer, boolean, boolean, boolean, integer, integer, text, text, text); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.watch(source regclass, content text, embedding_column name DEFAULT 'embedding'::name, embedder text DEFAULT 'local'::text, model text DEFAULT 'sentence-transformers/all-MiniLM-L6-v2'::text, distance text DEFAULT 'cosine'::text, max_attempts integer DEFAULT 5, clear_on_change boolean DEFAULT true, backfill boolean DEFAULT true, chunks boolean DEFAULT false, chunk_tokens integer DEFAULT NULL::integer, chunk_overlap integer DEFAULT NULL::integer, chunk_index text DEFAULT 'hnsw'::text, query_prompt text DEFAULT NULL::text, passage_prompt text DEFAULT NULL::text) RETURNS integer
     LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
 declare
     rel pg_class;
@@ -1118,6 +2310,7 @@ declare
     emb pg_attribute;
     emb_type text;
     resolved record;
+    prompts record;
     previous autoembed.sources;
     src autoembed.sources;
 begin
@@ -1163,6 +2356,16 @@ begin
         raise exception 'autoembed.watch: column %.% must have a fixed dimension, e.g. %(384)', source,
             quote_ident(embedding_column), emb_type;
     end if;
+    if emb.attgenerated <> '' then
+        raise exception 'autoembed.watch: column %.% is a generated column: autoembed cannot write it', source,
+            quote_ident(embedding_column);
+    end if;
+    if emb.attnotnull then  -- a row is inserted before its vector exists, and a content change empties it
+        raise exception 'autoembed.watch: column %.% is NOT NULL, but it must be able to hold NULL: a row has no vector until the worker embeds it, and a content change empties it',
+            source, quote_ident(embedding_column)
+            using hint = format('Allow NULL: alter table %s alter column %I drop not null; (Django: VectorField(..., null=True, blank=True))',
+                                source, embedding_column);
+    end if;
 
     resolved := autoembed.resolve_content(source, content);
     if resolved.content_column = embedding_column then
@@ -1181,15 +2384,19 @@ begin
     if max_attempts is null or max_attempts < 1 then
         raise exception 'autoembed.watch: max_attempts must be at least 1, got %', coalesce(max_attempts::text, 'NULL');
     end if;
+    perform autoembed.check_chunk_options(chunks, chunk_tokens, chunk_overlap, chunk_index);
+    prompts := autoembed.resolve_prompts(embedder, model, query_prompt, passage_prompt);
 
     select * into previous from autoembed.sources s where s.source = watch.source for update;  -- see write_embeddings
     insert into autoembed.sources as s (source, table_name, pk_column, content_column, content_function,
                                         embedding_column, pk_attnum, content_attnum, embedding_attnum,
-                                        dimensions, embedder, model, distance, max_attempts, clear_on_change)
+                                        dimensions, embedder, model, distance, max_attempts, clear_on_change,
+                                        chunk_tokens, chunk_overlap, query_prompt, passage_prompt)
     values (source, source::text, pk_cols[1], resolved.content_column, resolved.content_function,
             embedding_column, pk_attnums[1],
             (select a.attnum from pg_attribute a where a.attrelid = source and a.attname = resolved.content_column),
-            emb.attnum, emb.atttypmod, embedder, model, distance, max_attempts, coalesce(clear_on_change, true))
+            emb.attnum, emb.atttypmod, embedder, model, distance, max_attempts, coalesce(clear_on_change, true),
+            watch.chunk_tokens, watch.chunk_overlap, prompts.query_prompt, prompts.passage_prompt)
     on conflict on constraint sources_source_key do update
     set table_name = excluded.table_name, pk_column = excluded.pk_column,
         content_column = excluded.content_column, content_function = excluded.content_function,
@@ -1198,21 +2405,30 @@ begin
         dimensions = excluded.dimensions,
         embedder = excluded.embedder, model = excluded.model, distance = excluded.distance,
         max_attempts = excluded.max_attempts, clear_on_change = excluded.clear_on_change,
+        chunk_tokens = excluded.chunk_tokens, chunk_overlap = excluded.chunk_overlap,
+        query_prompt = excluded.query_prompt, passage_prompt = excluded.passage_prompt,
         updated_at = now()
     returning * into src;
 
     perform autoembed.install_triggers(src);
+    src := autoembed.setup_chunks(src, previous, chunks, chunk_index);
 
-    -- A different content, column or model makes every stored vector stale: forget their hashes.
+    -- A different content, column, model, passage prompt or chunking makes every stored vector
+    -- stale: forget their hashes.
     if previous.id is not null and (previous.content_column, previous.content_function, previous.embedding_column,
-                                    previous.embedder, previous.model)
-        is distinct from (src.content_column, src.content_function, src.embedding_column, src.embedder, src.model) then
+                                    previous.embedder, previous.model, previous.passage_prompt,
+                                    previous.chunk_table is not null, previous.chunk_tokens, previous.chunk_overlap)
+        is distinct from (src.content_column, src.content_function, src.embedding_column, src.embedder, src.model,
+                          src.passage_prompt, src.chunk_table is not null, src.chunk_tokens, src.chunk_overlap) then
         delete from autoembed.row_state where source_id = src.id;
         if coalesce(backfill, true) then
             perform autoembed.backfill(source, only_missing => false);
         end if;
     elsif coalesce(backfill, true) then
-        perform autoembed.backfill(source, only_missing => true);
+        -- a new registration vouches for no stored vector (one left from an earlier watch may
+        -- describe content changed since): every row is embedded (the worker writes only vectors
+        -- that differ); a registration kept keeps its row_state
+        perform autoembed.backfill(source, only_missing => previous.id is not null);
     end if;
     return src.id;
 end
@@ -1220,10 +2436,55 @@ $$;
 
 
 --
--- Name: FUNCTION watch(source regclass, content text, embedding_column name, embedder text, model text, distance text, max_attempts integer, clear_on_change boolean, backfill boolean); Type: COMMENT; Schema: autoembed; Owner: -
+-- Name: FUNCTION watch(source regclass, content text, embedding_column name, embedder text, model text, distance text, max_attempts integer, clear_on_change boolean, backfill boolean, chunks boolean, chunk_tokens integer, chunk_overlap integer, chunk_index text, query_prompt text, passage_prompt text); Type: COMMENT; Schema: autoembed; Owner: -
 --
 
-COMMENT ON FUNCTION autoembed.watch(source regclass, content text, embedding_column name, embedder text, model text, distance text, max_attempts integer, clear_on_change boolean, backfill boolean) IS 'Watch a table: every insert or content change enqueues an embedding job.';
+COMMENT ON FUNCTION autoembed.watch(source regclass, content text, embedding_column name, embedder text, model text, distance text, max_attempts integer, clear_on_change boolean, backfill boolean, chunks boolean, chunk_tokens integer, chunk_overlap integer, chunk_index text, query_prompt text, passage_prompt text) IS 'Watch a table: every insert or content change enqueues an embedding job. content is a column or a function taking the table''s row and returning text: schema.name, or an unqualified name looked up in the table''s schema, then in public.';
+
+
+--
+-- Name: write_chunks(integer, text, text, text[], uuid[], public.vector[], text[], uuid[], integer[], integer[], integer[], integer[], text[], public.vector[]); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.write_chunks(source_id integer, embedder text, model text, pks text[], hashes uuid[], vectors public.vector[], chunk_pks text[], chunk_hashes uuid[], occurrences integer[], positions integer[], starts integer[], ends integer[], texts text[], chunk_vectors public.vector[]) RETURNS TABLE(pk text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+    src autoembed.sources;
+    key_type text;
+    written text[];
+begin
+    written := array(select w.pk from autoembed.write_embeddings(source_id, embedder, model, pks, hashes, vectors) w);
+    select * into src from autoembed.sources s where s.id = write_chunks.source_id;
+    if cardinality(written) = 0 or src.chunk_table is null then
+        return query select unnest(written);
+        return;
+    end if;
+    key_type := autoembed.key_type(src);
+    execute format(
+        'with new as (
+             select n.* from unnest($1::text[], $2::uuid[], $3::int[], $4::int[], $5::int[], $6::int[], $7::text[], $8)
+                 as n (pk, chunk_hash, occurrence, position, start_char, end_char, chunk, embedding)
+             where n.pk = any($9)
+         ), gone as (
+             delete from %1$s c
+             where c.parent_pk = any($9::%2$s[])
+               and not exists (select from new n where n.pk::%2$s = c.parent_pk and n.chunk_hash = c.chunk_hash
+                                                   and n.occurrence = c.occurrence)
+         )
+         insert into %1$s as c (parent_pk, chunk_hash, occurrence, position, start_char, end_char, chunk, embedding)
+         select n.pk::%2$s, n.chunk_hash, n.occurrence, n.position, n.start_char, n.end_char, n.chunk, n.embedding
+         from new n
+         on conflict (parent_pk, chunk_hash, occurrence) do update
+         set position = excluded.position, start_char = excluded.start_char, end_char = excluded.end_char
+         where (c.position, c.start_char, c.end_char)
+               is distinct from (excluded.position, excluded.start_char, excluded.end_char)',
+        src.chunk_table, key_type)
+    using chunk_pks, chunk_hashes, occurrences, positions, starts, ends, texts, chunk_vectors, written;
+    return query select unnest(written);
+end
+$_$;
 
 
 --
@@ -1237,6 +2498,7 @@ CREATE FUNCTION autoembed.write_embeddings(source_id integer, embedder text, mod
 declare
     src autoembed.sources;
     pk_type text;
+    column_type text;
     written text[];
 begin
     -- FOR KEY SHARE: autoembed.watch() locks the registration FOR UPDATE before changing it, so it
@@ -1249,11 +2511,13 @@ begin
     end if;
     src := autoembed.current_names(src);
     pk_type := autoembed.key_type(src);
+    select format_type(a.atttypid, a.atttypmod) into column_type
+    from pg_attribute a where a.attrelid = src.source and a.attnum = src.embedding_attnum;
     execute format(
         'update %1$s t set %2$I = b.vec from unnest($1::text[], $2::uuid[], $3) as b(pk, hash, vec)
          where t.%3$I = b.pk::%4$s and md5(%5$s)::uuid is not distinct from b.hash
-           and t.%2$I::real[] is distinct from b.vec::real[]',
-        src.source, src.embedding_column, src.pk_column, pk_type, autoembed.content_expr(src, 't'))
+           and t.%2$I::real[] is distinct from b.vec::%6$s::real[]',
+        src.source, src.embedding_column, src.pk_column, pk_type, autoembed.content_expr(src, 't'), column_type)
     using pks, hashes, vectors;
     -- rows whose vector now embeds their current content: written above, or already identical
     -- FOR KEY SHARE: until this transaction ends nobody can delete these rows or change their keys
@@ -1264,9 +2528,9 @@ begin
         'select array(select t.%3$I::text from %1$s t join unnest($1::text[], $2::uuid[], $3) as b(pk, hash, vec)
                         on t.%3$I = b.pk::%4$s
                       where md5(%5$s)::uuid is not distinct from b.hash
-                        and t.%2$I::real[] is not distinct from b.vec::real[]
+                        and t.%2$I::real[] is not distinct from b.vec::%6$s::real[]
                       for key share of t)',
-        src.source, src.embedding_column, src.pk_column, pk_type, autoembed.content_expr(src, 't'))
+        src.source, src.embedding_column, src.pk_column, pk_type, autoembed.content_expr(src, 't'), column_type)
     into written using pks, hashes, vectors;
     if cardinality(written) = 0 then
         return;
@@ -1280,8 +2544,10 @@ begin
     delete from autoembed.row_state s using unnest(pks, hashes) b(pk, hash)  -- a join: stays an index scan
     where b.hash is null and b.pk = any(written) and s.source_id = src.id and s.pk = b.pk;
     delete from autoembed.failures f where f.source_id = src.id and f.pk = any(written);
-    update autoembed.sources s set last_success_at = now()
-    where s.id = src.id and (s.last_success_at is null or s.last_success_at < now() - interval '1 second');
+    -- a write succeeded: whatever the worker reported wrong with the source is over
+    update autoembed.sources s set last_success_at = now(), problem = null, problem_at = null
+    where s.id = src.id
+      and (s.last_success_at is null or s.last_success_at < now() - interval '1 second' or s.problem is not null);
     return query select unnest(written);
 end
 $_$;
@@ -1296,6 +2562,30 @@ CREATE UNLOGGED TABLE autoembed.claims (
     pk text NOT NULL,
     claimed_until timestamp with time zone NOT NULL
 );
+
+
+--
+-- Name: drain_targets; Type: TABLE; Schema: autoembed; Owner: -
+--
+
+CREATE TABLE autoembed.drain_targets (
+    name text NOT NULL,
+    url text NOT NULL,
+    token text,
+    vault_secret_id uuid,
+    timeout_ms integer DEFAULT 5000 NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT drain_targets_name_check CHECK ((name ~ '^[a-z0-9_-]{1,63}$'::text)),
+    CONSTRAINT drain_targets_timeout_ms_check CHECK ((timeout_ms > 0)),
+    CONSTRAINT drain_targets_url_check CHECK ((url ~ '^https?://'::text))
+);
+
+
+--
+-- Name: TABLE drain_targets; Type: COMMENT; Schema: autoembed; Owner: -
+--
+
+COMMENT ON TABLE autoembed.drain_targets IS 'Where pg_cron + pg_net send drain requests (autoembed.set_drain_target); readable by its owner only.';
 
 
 --
@@ -1327,10 +2617,7 @@ COMMENT ON TABLE autoembed.failures IS 'Rows that could not be embedded, with th
 
 CREATE VIEW autoembed.jobs AS
  SELECT q.msg_id,
-        CASE
-            WHEN (jsonb_typeof((q.message -> 'source_id'::text)) = 'number'::text) THEN (LEAST(floor(((q.message ->> 'source_id'::text))::numeric), (2147483647)::numeric))::integer
-            ELSE NULL::integer
-        END AS source_id,
+    autoembed.job_source(q.message) AS source_id,
     k.pk,
     (autoembed.job_attempt(q.message) + q.read_ct) AS attempts,
     q.enqueued_at,
@@ -1429,16 +2716,17 @@ CREATE VIEW autoembed.status AS
     source_status.embedded,
     source_status.pending,
     source_status.failed,
+    source_status.unaccounted,
     source_status.oldest_pending_age,
     source_status.last_success_at
-   FROM autoembed.source_status() source_status(source_id, source, state, embedder, model, rows, embedded, pending, failed, oldest_pending_age, last_success_at);
+   FROM autoembed.source_status() source_status(source_id, source, state, embedder, model, rows, embedded, pending, failed, unaccounted, oldest_pending_age, last_success_at);
 
 
 --
 -- Name: VIEW status; Type: COMMENT; Schema: autoembed; Owner: -
 --
 
-COMMENT ON VIEW autoembed.status IS 'Per watched table: rows, embedded, pending jobs, failures, oldest pending age, last success.';
+COMMENT ON VIEW autoembed.status IS 'Per watched table: its state, rows, embedded, pending jobs, failures, unaccounted rows, oldest pending age, last success.';
 
 
 --
@@ -1447,6 +2735,14 @@ COMMENT ON VIEW autoembed.status IS 'Per watched table: rows, embedded, pending 
 
 ALTER TABLE ONLY autoembed.claims
     ADD CONSTRAINT claims_pkey PRIMARY KEY (source_id, pk);
+
+
+--
+-- Name: drain_targets drain_targets_pkey; Type: CONSTRAINT; Schema: autoembed; Owner: -
+--
+
+ALTER TABLE ONLY autoembed.drain_targets
+    ADD CONSTRAINT drain_targets_pkey PRIMARY KEY (name);
 
 
 --
@@ -1522,19 +2818,26 @@ GRANT USAGE ON SCHEMA autoembed TO autoembed_search;
 
 
 --
--- Name: FUNCTION claim_rows(source_id integer, pks text[], seconds integer); Type: ACL; Schema: autoembed; Owner: -
---
-
-REVOKE ALL ON FUNCTION autoembed.claim_rows(source_id integer, pks text[], seconds integer) FROM PUBLIC;
-GRANT ALL ON FUNCTION autoembed.claim_rows(source_id integer, pks text[], seconds integer) TO autoembed_worker;
-
-
---
 -- Name: TABLE sources; Type: ACL; Schema: autoembed; Owner: -
 --
 
 GRANT SELECT ON TABLE autoembed.sources TO autoembed_worker;
 GRANT SELECT ON TABLE autoembed.sources TO autoembed_search;
+
+
+--
+-- Name: FUNCTION chunks_of(source regclass); Type: ACL; Schema: autoembed; Owner: -
+--
+
+GRANT ALL ON FUNCTION autoembed.chunks_of(source regclass) TO autoembed_search;
+
+
+--
+-- Name: FUNCTION claim_rows(source_id integer, pks text[], seconds integer); Type: ACL; Schema: autoembed; Owner: -
+--
+
+REVOKE ALL ON FUNCTION autoembed.claim_rows(source_id integer, pks text[], seconds integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION autoembed.claim_rows(source_id integer, pks text[], seconds integer) TO autoembed_worker;
 
 
 --
@@ -1550,6 +2853,14 @@ GRANT ALL ON FUNCTION autoembed.enqueue(source_id integer, pks text[], attempt i
 --
 
 REVOKE ALL ON FUNCTION autoembed.enqueue_range(source_id integer, first_pk bigint, last_pk bigint) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION load_chunk_vectors(source_id integer, pks text[]); Type: ACL; Schema: autoembed; Owner: -
+--
+
+REVOKE ALL ON FUNCTION autoembed.load_chunk_vectors(source_id integer, pks text[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION autoembed.load_chunk_vectors(source_id integer, pks text[]) TO autoembed_worker;
 
 
 --
@@ -1585,10 +2896,69 @@ GRANT ALL ON FUNCTION autoembed.release_claims(source_id integer, pks text[]) TO
 
 
 --
--- Name: FUNCTION search(source regclass, query public.vector, k integer); Type: ACL; Schema: autoembed; Owner: -
+-- Name: FUNCTION release_jobs(msg_ids bigint[]); Type: ACL; Schema: autoembed; Owner: -
 --
 
-GRANT ALL ON FUNCTION autoembed.search(source regclass, query public.vector, k integer) TO autoembed_search;
+REVOKE ALL ON FUNCTION autoembed.release_jobs(msg_ids bigint[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION autoembed.release_jobs(msg_ids bigint[]) TO autoembed_worker;
+
+
+--
+-- Name: FUNCTION report_problem(source_id integer, problem text); Type: ACL; Schema: autoembed; Owner: -
+--
+
+REVOKE ALL ON FUNCTION autoembed.report_problem(source_id integer, problem text) FROM PUBLIC;
+GRANT ALL ON FUNCTION autoembed.report_problem(source_id integer, problem text) TO autoembed_worker;
+
+
+--
+-- Name: FUNCTION request_drain(target text); Type: ACL; Schema: autoembed; Owner: -
+--
+
+REVOKE ALL ON FUNCTION autoembed.request_drain(target text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION schedule_drain_requests(target text, every text); Type: ACL; Schema: autoembed; Owner: -
+--
+
+REVOKE ALL ON FUNCTION autoembed.schedule_drain_requests(target text, every text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION search(source regclass, query public.vector, k integer, chunks_per_row integer); Type: ACL; Schema: autoembed; Owner: -
+--
+
+GRANT ALL ON FUNCTION autoembed.search(source regclass, query public.vector, k integer, chunks_per_row integer) TO autoembed_search;
+
+
+--
+-- Name: FUNCTION search_settings(source regclass); Type: ACL; Schema: autoembed; Owner: -
+--
+
+GRANT ALL ON FUNCTION autoembed.search_settings(source regclass) TO autoembed_search;
+
+
+--
+-- Name: FUNCTION set_drain_target(name text, url text, token text, timeout_ms integer); Type: ACL; Schema: autoembed; Owner: -
+--
+
+REVOKE ALL ON FUNCTION autoembed.set_drain_target(name text, url text, token text, timeout_ms integer) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION store_drain_token(name text, token text); Type: ACL; Schema: autoembed; Owner: -
+--
+
+REVOKE ALL ON FUNCTION autoembed.store_drain_token(name text, token text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION write_chunks(source_id integer, embedder text, model text, pks text[], hashes uuid[], vectors public.vector[], chunk_pks text[], chunk_hashes uuid[], occurrences integer[], positions integer[], starts integer[], ends integer[], texts text[], chunk_vectors public.vector[]); Type: ACL; Schema: autoembed; Owner: -
+--
+
+REVOKE ALL ON FUNCTION autoembed.write_chunks(source_id integer, embedder text, model text, pks text[], hashes uuid[], vectors public.vector[], chunk_pks text[], chunk_hashes uuid[], occurrences integer[], positions integer[], starts integer[], ends integer[], texts text[], chunk_vectors public.vector[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION autoembed.write_chunks(source_id integer, embedder text, model text, pks text[], hashes uuid[], vectors public.vector[], chunk_pks text[], chunk_hashes uuid[], occurrences integer[], positions integer[], starts integer[], ends integer[], texts text[], chunk_vectors public.vector[]) TO autoembed_worker;
 
 
 --
@@ -1597,6 +2967,13 @@ GRANT ALL ON FUNCTION autoembed.search(source regclass, query public.vector, k i
 
 REVOKE ALL ON FUNCTION autoembed.write_embeddings(source_id integer, embedder text, model text, pks text[], hashes uuid[], vectors public.vector[]) FROM PUBLIC;
 GRANT ALL ON FUNCTION autoembed.write_embeddings(source_id integer, embedder text, model text, pks text[], hashes uuid[], vectors public.vector[]) TO autoembed_worker;
+
+
+--
+-- Name: TABLE schema_migrations; Type: ACL; Schema: autoembed; Owner: -
+--
+
+GRANT SELECT ON TABLE autoembed.schema_migrations TO autoembed_worker;
 
 
 --

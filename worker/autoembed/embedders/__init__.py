@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from autoembed.embedders.base import Embedder
-from autoembed.embedders.registry import DEFAULT_MODEL, KINDS, LOCAL_BACKENDS, build_embedder
+from autoembed.embedders.registry import DEFAULT_MODEL, KINDS, LOCAL_BACKENDS, build_embedder, default_model
 
 if TYPE_CHECKING:
     from autoembed.settings import Settings
@@ -32,4 +32,4 @@ class EmbedderCache:
         self._built.clear()
 
 
-__all__ = ["DEFAULT_MODEL", "Embedder", "EmbedderCache", "KINDS", "LOCAL_BACKENDS", "build_embedder"]
+__all__ = ["DEFAULT_MODEL", "Embedder", "EmbedderCache", "KINDS", "LOCAL_BACKENDS", "build_embedder", "default_model"]

@@ -2,27 +2,50 @@
 
 A transformer pads every text in a batch to the longest one, so a batch mixing a 10-token
 and a 250-token text costs as much as two 250-token texts. Sorting by length and cutting
-the sorted order into short runs keeps padding small (bench/embedder_engines.py measures it).
+the sorted order into short runs keeps padding small. How many texts a run may hold can
+depend on their length (calibration.py measures the best number per length bucket, on texts of
+one length): a run takes the next, longer text only while it holds fewer texts than that
+text's length allows, and while padding stays under `MAX_PADDING` of the run's tokens.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
 
+#: the share of a run's padded tokens that may be padding (a 15% dearer forward pass costs
+#: about what halving a short-text sub-batch does)
+MAX_PADDING = 0.15
 
-def length_groups(texts: Sequence[str], max_batch: int) -> list[list[int]]:
-    """Indices of `texts`, sorted by character length, cut into runs of at most `max_batch`.
+
+def length_groups(lengths: Sequence[int], batch_for: Callable[[int], int],
+                  max_padding: float = MAX_PADDING) -> list[list[int]]:
+    """Indices of the texts whose lengths are `lengths`, sorted by length, cut into runs; a run
+    holds at most `batch_for(n)` texts, `n` the length of its longest (last) text, and at most
+    `max_padding` of its `len(run) * n` tokens are padding.
 
     Every index appears exactly once. Texts of equal length keep their input order (the
     sort is stable), so the grouping is deterministic.
     """
-    if max_batch < 1:
-        raise ValueError(f"max_batch must be at least 1, got {max_batch}")
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    return [order[start : start + max_batch] for start in range(0, len(order), max_batch)]
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    groups: list[list[int]] = []
+    run: list[int] = []
+    real = 0  # tokens of the texts in `run`
+    for index in order:
+        length = lengths[index]
+        limit = batch_for(length)
+        if limit < 1:
+            raise ValueError(f"a sub-batch must hold at least 1 text, got {limit} for length {length}")
+        if run and (len(run) >= limit or real + length < (1 - max_padding) * (len(run) + 1) * length):
+            groups.append(run)
+            run, real = [], 0
+        run.append(index)
+        real += length
+    if run:
+        groups.append(run)
+    return groups
 
 
 def in_input_order(groups: Sequence[Sequence[int]], results: Sequence[Sequence[T]]) -> list[T]:

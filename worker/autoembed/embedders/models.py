@@ -1,5 +1,5 @@
-"""Model acquisition for the local embedder: where a sentence-transformers model comes from, and
-the ONNX export cache.
+"""Model acquisition for the local embedder: where a sentence-transformers model comes from, the
+ONNX export cache, and the loaded instances of a model (`Engines`: one per engine and thread count).
 
 Where the model comes from (first that loads wins; every attempt is named in the ConfigError
 if none does):
@@ -27,6 +27,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from autoembed.errors import ConfigError
@@ -59,27 +60,25 @@ class ModelFiles:
     """Finds and loads one model: from its sources (torch), or from its ONNX export cache, exporting
     and quantizing into it first when needed. `source` says where the weights came from."""
 
-    def __init__(self, model: str, *, cache_dir: Path, threads: int = 0):
+    def __init__(self, model: str, *, cache_dir: Path):
         self.model = model
         self.name = canonical_name(model)
         self.cache = Path(cache_dir).expanduser() / safe_dir_name(self.name)
-        self.threads = threads
         #: where the weights were loaded from, for logs and `autoembed status`
         self.source = ""
 
-    def load(self, backend: str):
-        """The SentenceTransformer for `backend` (one of registry.LOCAL_BACKENDS), on the CPU."""
+    def load(self, backend: str, threads: int = 0):
+        """The SentenceTransformer for `backend` (one of registry.LOCAL_BACKENDS), on the CPU.
+        `threads` > 0 fixes an ONNX session's intra-op threads; torch's are process-wide
+        (`set_torch_threads`), so a torch model ignores it."""
         try:
             from sentence_transformers import SentenceTransformer  # noqa: F401
         except ImportError as exc:
             raise ConfigError(
                 "the local embedder needs sentence-transformers: pip install 'autoembed[local]'"
             ) from exc
+        self.source = ""
         if backend == "torch":
-            if self.threads > 0:
-                import torch
-
-                torch.set_num_threads(self.threads)
             return self._from_sources(self._load_torch)
         fp32 = self.cache / "onnx" / "model.onnx"
         int8 = self.cache / "onnx" / f"model_{INT8_SUFFIX}.onnx"
@@ -90,7 +89,7 @@ class ModelFiles:
             self.quantize()
         target = fp32 if backend == "onnx" else int8
         try:
-            model = self._load_onnx(target)
+            model = self._load_onnx(target, threads)
         except Exception as exc:
             raise ConfigError(
                 f"could not load the cached ONNX model {target} for {self.model!r}: {exc}; "
@@ -156,17 +155,7 @@ class ModelFiles:
 
         return SentenceTransformer(location, device="cpu", local_files_only=local_only)
 
-    def _session_kwargs(self) -> dict:
-        if self.threads <= 0:
-            return {}
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        return {"session_options": options}
-
-    def _load_onnx(self, file: Path):
+    def _load_onnx(self, file: Path, threads: int = 0):
         from sentence_transformers import SentenceTransformer
 
         return SentenceTransformer(
@@ -174,7 +163,7 @@ class ModelFiles:
             device="cpu",
             backend="onnx",
             local_files_only=True,
-            model_kwargs={"file_name": f"onnx/{file.name}", **self._session_kwargs()},
+            model_kwargs={"file_name": f"onnx/{file.name}", **_session_kwargs(threads)},
         )
 
     def export_onnx(self, location: str, local_only: bool) -> None:
@@ -227,6 +216,75 @@ class ModelFiles:
             "quantized ONNX model to int8",
             extra={"model": self.model, "path": str(target), "seconds": seconds},
         )
+
+
+class Engines:
+    """The loaded instances of one model, one per (backend, threads) asked for: a calibration
+    tries several, the embedder keeps one. Torch's thread count is process-wide, so every torch
+    entry shares one model and `encoder` sets the threads before each call."""
+
+    def __init__(self, files: ModelFiles):
+        self.files = files
+        self._models: dict[tuple[str, int], object] = {}
+        self._sources: dict[tuple[str, int], str] = {}
+
+    def model(self, backend: str, threads: int):
+        """The SentenceTransformer running `backend` on `threads` intra-op threads (0: the runtime's choice)."""
+        key = _engine_key(backend, threads)
+        if key not in self._models:
+            started = time.monotonic()
+            self._models[key] = self.files.load(backend, threads)
+            self._sources[key] = self.files.source
+            logger.debug("loaded a local model engine", extra={
+                "model": self.files.model, "backend": backend, "threads": threads,
+                "seconds": round(time.monotonic() - started, 2)})
+        return self._models[key]
+
+    def encoder(self, backend: str, threads: int):
+        """A function embedding one sub-batch with `model(backend, threads)`: texts -> float32 array."""
+        model = self.model(backend, threads)
+
+        def encode(texts: list[str]):
+            if backend == "torch":
+                set_torch_threads(threads)
+            return model.encode(texts, batch_size=len(texts), normalize_embeddings=True,
+                                convert_to_numpy=True, show_progress_bar=False)
+
+        return encode
+
+    def source(self, backend: str, threads: int) -> str:
+        """Where `model(backend, threads)` was loaded from, for logs and `autoembed status`."""
+        return self._sources[_engine_key(backend, threads)]
+
+    def keep_only(self, backend: str, threads: Sequence[int]) -> None:
+        """Drop every loaded instance but those of `backend` on `threads` (a calibration's losers)."""
+        keys = {_engine_key(backend, t) for t in threads}
+        self._models = {k: v for k, v in self._models.items() if k in keys}
+
+
+def _engine_key(backend: str, threads: int) -> tuple[str, int]:
+    """Torch's threads are process-wide, so one torch model serves every thread count."""
+    return backend, 0 if backend == "torch" else threads
+
+
+def set_torch_threads(threads: int) -> None:
+    """Run torch (process-wide) on `threads` intra-op threads; 0 leaves torch's own choice."""
+    if threads > 0:
+        import torch
+
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+
+def _session_kwargs(threads: int) -> dict:
+    if threads <= 0:
+        return {}
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return {"session_options": options}
 
 
 def _hub_reachable() -> tuple[bool, str]:

@@ -1,13 +1,19 @@
 """Embedder for any OpenAI-compatible `POST {base_url}/embeddings` endpoint.
 
 OpenAI itself, Ollama (`http://localhost:11434/v1`), vLLM, Hugging Face TEI, LiteLLM and the
-like all speak this protocol. One `requests.Session` keeps connections alive between calls.
+like all speak this protocol. An `embed` call is cut into request-sized chunks that go out
+concurrently (embedders/dispatch.py); how many are in flight, how many texts each carries and how
+long each may take adapt to what the endpoint answers (embedders/pacing.py), so a CPU server
+answering one text a second and a remote API answering 64 texts in 200 ms both work at the
+defaults. `max_batch_size` tells the worker how many texts one call should carry to keep every
+allowed request busy.
 
-Every failure is raised as `EmbeddingError` from its cause, with `retryable` set the way the
-worker needs it: transport trouble, timeouts, 408/429/5xx and garbled bodies may succeed later;
-other 4xx answers and answers of the wrong shape (wrong dimension, wrong count) will not. The API
-key never appears in a message, a repr or a log line: messages name the endpoint without its
-credentials, and every message is scrubbed of the key before it is raised.
+Every failure is raised as `EmbeddingError` with `retryable` set the way the worker needs it:
+transport trouble, timeouts, 408/429/5xx and garbled bodies may succeed later; other 4xx answers,
+answers of the wrong shape, a request that cannot be sent (a bad header) and a text longer than
+the model accepts will not. The API key never appears in a message, a repr or a log line, in any
+form (autoembed/secrets.py): every message is scrubbed before it leaves, and the transport's own
+exceptions are chained only as scrubbed copies.
 """
 
 from __future__ import annotations
@@ -21,13 +27,16 @@ import re
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import numpy as np
 import requests
 
 from autoembed.embedders.base import Embedder
+from autoembed.embedders.dispatch import Dispatcher, Kind, Outcome, batch_ranges
+from autoembed.embedders.tokens import InputLimit, estimate_tokens, input_limit
 from autoembed.errors import ConfigError, EmbeddingError
+from autoembed.secrets import Scrubber, clean_secret, scrub_logger
 from autoembed.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -38,13 +47,14 @@ EXCERPT_CHARS = 200
 MAX_CONNECT_TIMEOUT = 10.0
 #: models that accept the `dimensions` request field and shorten their vectors to it
 _SHORTENABLE_MODEL = re.compile(r"^text-embedding-3-")
+#: `requests` exceptions that mean the request cannot be sent as configured: retrying is useless
+_UNSENDABLE = (requests.exceptions.InvalidHeader, requests.exceptions.InvalidURL,
+               requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
+               requests.exceptions.InvalidJSONError)
+#: urllib3 logs each request line, query string included
+_TRANSPORT_LOGGER = "urllib3.connectionpool"
 
-
-def batch_ranges(count: int, size: int) -> list[tuple[int, int]]:
-    """Split `count` items into consecutive `(start, stop)` ranges of at most `size` items."""
-    if size < 1:
-        raise ValueError(f"batch size must be at least 1, got {size}")
-    return [(start, min(start + size, count)) for start in range(0, count, size)]
+__all__ = ["OpenAIEmbedder", "batch_ranges", "error_excerpt", "parse_retry_after", "public_endpoint"]
 
 
 def public_endpoint(base_url: str) -> str:
@@ -106,8 +116,13 @@ def error_excerpt(body: str, limit: int = EXCERPT_CHARS) -> str:
     return text
 
 
+class TransportFailure(Exception):
+    """A scrubbed copy of a transport or parsing exception, chained as an EmbeddingError's cause
+    in place of the original (whose text and own causes may hold the key or the URL's query)."""
+
+
 class OpenAIEmbedder(Embedder):
-    """Embeds through an OpenAI-compatible HTTP endpoint, `max_batch_size` texts per request."""
+    """Embeds through an OpenAI-compatible HTTP endpoint, many requests in flight."""
 
     kind = "openai"
 
@@ -120,9 +135,21 @@ class OpenAIEmbedder(Embedder):
         api_key: str | None = None,
         timeout: float = Settings.openai_timeout,
         batch_size: int = Settings.openai_batch_size,
+        max_concurrency: int = Settings.openai_max_concurrency,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        max_input_tokens: int | None = None,
+        call_seconds: float = Settings.visibility_timeout / 2,
         request_dimensions: bool | None = None,
     ):
         """`dimensions` is the target column's; every returned vector must have it.
+
+        `batch_size` caps the texts of one request (requests start smaller and grow while the
+        endpoint keeps up); `timeout` is the shortest read timeout (longer ones are derived from
+        the measured latency); `max_concurrency` caps the requests in flight; `rpm`/`tpm` are the
+        provider's requests and tokens per minute, if it publishes them; `max_input_tokens`
+        overrides the model's known input window (texts estimated above it are never sent);
+        `call_seconds` bounds one `embed` call.
 
         `request_dimensions` sends `dimensions` in the request body, which asks models that
         support it (OpenAI's text-embedding-3 family) for shortened vectors. By default it is on
@@ -130,40 +157,53 @@ class OpenAIEmbedder(Embedder):
         compatible servers reject the field.
         """
         parts = urlsplit(base_url)
+        secrets = [api_key, parts.password, *_query_values(parts.query)]
+        self._scrubber = Scrubber(secrets)
+        api_key = clean_secret(api_key, "the OpenAI API key")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(
                 f"OpenAI base URL must be an http(s) URL such as https://api.openai.com/v1, "
-                f"got {public_endpoint(base_url) or 'an empty value'!r}"
+                f"got {self._scrubber.scrub(public_endpoint(base_url)) or 'an empty value'!r}"
             )
-        if dimensions < 1:
-            raise ConfigError(f"embedding dimensions must be at least 1, got {dimensions}")
-        if batch_size < 1:
-            raise ConfigError(f"OpenAI batch size must be at least 1, got {batch_size}")
+        for name, value, least in (("dimensions", dimensions, 1), ("batch size", batch_size, 1),
+                                   ("max concurrency", max_concurrency, 1), ("requests per minute", rpm, 1),
+                                   ("tokens per minute", tpm, 1), ("max input tokens", max_input_tokens, 1)):
+            if value is not None and value < least:
+                raise ConfigError(f"OpenAI {name} must be at least {least}, got {value}")
         if not timeout > 0:
             raise ConfigError(f"OpenAI timeout must be positive, got {timeout}")
         self.model = model
         self._dimensions = dimensions
-        self.max_batch_size = batch_size
         self.timeout = float(timeout)
         self.endpoint = public_endpoint(base_url)
+        family = input_limit(model)
+        self.input_limit = (family if max_input_tokens is None
+                            else InputLimit(max_input_tokens, family.wide_char_tokens))
         self._url = urlunsplit(
             (parts.scheme, parts.netloc, parts.path.rstrip("/") + "/embeddings", parts.query, "")
         )
         self._request_dimensions = (
             bool(_SHORTENABLE_MODEL.match(model)) if request_dimensions is None else request_dimensions
         )
-        # Secrets to scrub from any text we raise or log. The key is kept nowhere else but in
-        # the session's headers.
-        self._secrets = tuple(s for s in (api_key, parts.password) if s)
         self._has_key = bool(api_key)
+        self._dispatcher = Dispatcher(
+            max_concurrency=max_concurrency, max_request_texts=batch_size, timeout_floor=self.timeout,
+            call_seconds=call_seconds, rpm=rpm, tpm=tpm,
+            describe=lambda message: self._error(message, retryable=True),
+        )
+        # The key is kept nowhere else but in the session's headers.
         self._session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=max_concurrency)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
         self._session.headers.update({"Content-Type": "application/json", "Accept": "application/json"})
         if api_key:
             self._session.headers["Authorization"] = f"Bearer {api_key}"
+        scrub_logger(_TRANSPORT_LOGGER, self._scrubber)
 
     @classmethod
     def from_settings(cls, model: str, dimensions: int, settings: Settings) -> "OpenAIEmbedder":
-        """Build from `openai_base_url`, `openai_api_key`, `openai_timeout`, `openai_batch_size`."""
+        """Build from the `openai_*` settings; one call may take half the visibility timeout."""
         return cls(
             model,
             dimensions,
@@ -171,12 +211,47 @@ class OpenAIEmbedder(Embedder):
             api_key=settings.openai_api_key,
             timeout=settings.openai_timeout,
             batch_size=settings.openai_batch_size,
+            max_concurrency=settings.openai_max_concurrency,
+            rpm=settings.openai_rpm,
+            tpm=settings.openai_tpm,
+            max_input_tokens=settings.openai_max_input_tokens,
+            call_seconds=settings.visibility_timeout / 2,
         )
 
     @property
     def dimensions(self) -> int:
         """The target column's dimension; responses of any other length are rejected."""
         return self._dimensions
+
+    @property
+    def max_batch_size(self) -> int:  # type: ignore[override]  # a class attribute in the base
+        """Texts per `embed` call that keep every allowed request in flight (the concurrency limit
+        times the request size, as adapted so far, times `dispatch.CALL_ROUNDS` once the pace is known),
+        capped by what the measured pace gets through well within a call's time budget. The
+        worker should read it before each call: it starts small and grows fast."""
+        return self._dispatcher.call_size()
+
+    @property
+    def max_input_tokens(self) -> int:
+        """The most tokens one input may have, for chunking: AUTOEMBED_OPENAI_MAX_INPUT_TOKENS, the
+        window of the model's family, or 512 for a model autoembed does not know."""
+        return self.input_limit.max_tokens
+
+    def estimate_tokens(self, text: str) -> int:
+        """An upper estimate of the tokens `text` costs this model (no tokenizer needed)."""
+        return estimate_tokens(text, self.input_limit.wide_char_tokens)
+
+    def pacing(self) -> dict:
+        """What the embedder has learnt about the endpoint so far (for status, logs and benchmarks)."""
+        limiter, sizer = self._dispatcher.limiter, self._dispatcher.sizer
+        return {
+            "concurrency": limiter.limit,
+            "max_concurrency": limiter.max_limit,
+            "known_good_concurrency": limiter.ceiling,
+            "request_texts": sizer.size,
+            "seconds_per_text": sizer.seconds_per_text,
+            "call_texts": self._dispatcher.call_size(),
+        }
 
     def __repr__(self) -> str:
         key = "set" if self._has_key else "none"
@@ -186,45 +261,53 @@ class OpenAIEmbedder(Embedder):
         )
 
     def close(self) -> None:
-        """Close the pooled HTTP connections."""
+        """Stop the request threads and close the pooled HTTP connections."""
+        self._dispatcher.close()
         self._session.close()
+        scrub_logger(_TRANSPORT_LOGGER, self._scrubber, remove=True)
 
     def embed(self, texts: Sequence[str]) -> list[np.ndarray]:
-        """One float32 vector per text, in input order, `max_batch_size` texts per request."""
+        """One float32 vector per text, in input order. When the model's window is known (its
+        family, or AUTOEMBED_OPENAI_MAX_INPUT_TOKENS), a text estimated longer fails the call
+        before anything is sent; for other models the server decides (it may truncate)."""
         texts = list(texts)
-        vectors: list[np.ndarray] = []
-        for start, stop in batch_ranges(len(texts), self.max_batch_size):
-            vectors.extend(self._embed_batch(texts[start:stop]))
-        return vectors
+        if not texts:
+            return []
+        costs = [self.estimate_tokens(text) for text in texts]
+        for position, cost in enumerate(costs):
+            if self.input_limit.known and cost > self.max_input_tokens:
+                raise self._error(
+                    f"text {position + 1} of {len(texts)} is about {cost:,} tokens (estimated), more than "
+                    f"the {self.max_input_tokens:,} model {self.model} accepts; split it into chunks, "
+                    f"or set AUTOEMBED_OPENAI_MAX_INPUT_TOKENS if the model takes more",
+                    retryable=False,
+                )
+        return self._dispatcher.run(len(texts), lambda start, stop, timeout: self._send(texts[start:stop], timeout),
+                                    costs)
 
-    # -- one request -------------------------------------------------------------------------
+    # -- one request (runs on a request thread; never raises) ---------------------------------
 
-    def _embed_batch(self, texts: list[str]) -> list[np.ndarray]:
+    def _send(self, texts: list[str], timeout: float) -> Outcome:
         body: dict = {"model": self.model, "input": texts}
         if self._request_dimensions:
             body["dimensions"] = self._dimensions
         started = time.monotonic()
+        connect_timeout = min(timeout, MAX_CONNECT_TIMEOUT)
         try:
-            response = self._session.post(
-                self._url,
-                json=body,
-                timeout=(min(self.timeout, MAX_CONNECT_TIMEOUT), self.timeout),
-            )
+            response = self._session.post(self._url, json=body, timeout=(connect_timeout, timeout))
+        except requests.exceptions.ConnectTimeout as exc:
+            return self._failed(Kind.TRANSIENT, f"timed out after {connect_timeout:g} s connecting", exc)
         except requests.exceptions.Timeout as exc:
-            if isinstance(exc, requests.exceptions.ConnectTimeout):
-                what = f"timed out after {min(self.timeout, MAX_CONNECT_TIMEOUT):g} s connecting"
-            else:
-                what = f"timed out after {self.timeout:g} s waiting for a response"
-            raise self._error(what, retryable=True) from exc
+            return self._failed(Kind.TIMEOUT, f"timed out after {timeout:g} s waiting for a response", exc)
         except requests.exceptions.ConnectionError as exc:
-            raise self._error(
-                f"connection failed ({_transport_reason(exc)})", retryable=True
-            ) from exc
+            return self._failed(Kind.TRANSIENT, f"connection failed ({_transport_reason(exc)})", exc)
+        except _UNSENDABLE as exc:
+            return self._failed(Kind.PERMANENT, f"the request cannot be sent ({type(exc).__name__}: {exc})", exc)
         except requests.exceptions.RequestException as exc:
-            raise self._error(
-                f"request failed ({type(exc).__name__}: {exc})", retryable=True
-            ) from exc
-        elapsed = time.monotonic() - started
+            return self._failed(Kind.TRANSIENT, f"request failed ({type(exc).__name__}: {exc})", exc)
+        except Exception as exc:  # noqa: BLE001 - e.g. http.client refusing a header value: its text holds the value
+            return self._failed(Kind.PERMANENT, f"the request cannot be sent ({type(exc).__name__}: {exc})", exc)
+        latency = time.monotonic() - started
         logger.debug(
             "embedding request answered",
             extra={
@@ -232,27 +315,36 @@ class OpenAIEmbedder(Embedder):
                 "model": self.model,
                 "texts": len(texts),
                 "status": response.status_code,
-                "elapsed_s": round(elapsed, 4),
+                "elapsed_s": round(latency, 4),
             },
         )
-        if response.status_code != 200:
-            self._raise_for_status(response)
-        return self._parse(response, len(texts))
+        try:
+            if response.status_code != 200:
+                return self._status_outcome(response)
+            return Outcome(Kind.OK, vectors=self._parse(response, len(texts)), latency=latency)
+        except EmbeddingError as exc:
+            return Outcome(Kind.TRANSIENT if exc.retryable else Kind.PERMANENT, error=exc, latency=latency)
 
-    def _raise_for_status(self, response: requests.Response) -> None:
+    def _failed(self, kind: Kind, message: str, cause: BaseException) -> Outcome:
+        return Outcome(kind, error=self._error(message, retryable=kind is not Kind.PERMANENT, cause=cause))
+
+    def _status_outcome(self, response: requests.Response) -> Outcome:
         status = response.status_code
         if status in (401, 403):
             hint = "check the API key" if self._has_key else "no API key is set; set OPENAI_API_KEY"
             what = "rejected the credentials" if status == 401 else "refused access"
-            raise self._error(f"HTTP {status}: the endpoint {what}, {hint}", retryable=False)
+            return Outcome(Kind.PERMANENT, error=self._error(f"HTTP {status}: the endpoint {what}, {hint}",
+                                                             retryable=False))
         # Decode a bounded prefix ourselves: `response.text` may run charset detection on it.
         excerpt = error_excerpt(response.content[:65536].decode("utf-8", "replace"))
         detail = f": {excerpt}" if excerpt else ""
         if status in (408, 429) or status >= 500:
             retry_after = _retry_after(response)
             wait = f" (retry after {retry_after:g} s)" if retry_after is not None else ""
-            raise self._error(f"HTTP {status}{wait}{detail}", retryable=True, retry_after=retry_after)
-        raise self._error(f"HTTP {status}{detail}", retryable=False)
+            error = self._error(f"HTTP {status}{wait}{detail}", retryable=True, retry_after=retry_after)
+            kind = Kind.OVERLOAD if status in (429, 503) else Kind.TRANSIENT
+            return Outcome(kind, error=error, retry_after=retry_after)
+        return Outcome(Kind.PERMANENT, error=self._error(f"HTTP {status}{detail}", retryable=False))
 
     def _parse(self, response: requests.Response, expected: int) -> list[np.ndarray]:
         try:
@@ -304,15 +396,25 @@ class OpenAIEmbedder(Embedder):
                 )
         return vectors
 
-    def _error(self, message: str, *, retryable: bool, retry_after: float | None = None) -> EmbeddingError:
-        text = f"OpenAI-compatible endpoint {self.endpoint} (model {self.model}): {message}"
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
+    def _error(self, message: str, *, retryable: bool, retry_after: float | None = None,
+               cause: BaseException | None = None) -> EmbeddingError:
+        """An EmbeddingError naming the endpoint, scrubbed of every secret; `cause` is chained as
+        a scrubbed `TransportFailure` copy."""
+        text = self._scrubber.scrub(f"OpenAI-compatible endpoint {self.endpoint} (model {self.model}): {message}")
         logger.debug(
             "embedding request failed",
             extra={"endpoint": self.endpoint, "model": self.model, "retryable": retryable, "error": text},
         )
-        return EmbeddingError(text, retryable=retryable, retry_after=retry_after)
+        error = EmbeddingError(text, retryable=retryable, retry_after=retry_after)
+        if cause is not None:
+            error.__cause__ = TransportFailure(self._scrubber.scrub(f"{type(cause).__name__}: {cause}"))
+            error.__suppress_context__ = True
+        return error
+
+
+def _query_values(query: str) -> list[str]:
+    """The values of a URL's query parameters: any of them may be a credential (`?api-key=...`)."""
+    return [value for _, value in parse_qsl(query, keep_blank_values=True)]
 
 
 def _to_vector(embedding) -> np.ndarray:

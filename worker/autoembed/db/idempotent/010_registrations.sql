@@ -9,25 +9,26 @@ language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    col smallint;
-    current name;
+    table_exists boolean;
+    names name[];  -- of the key, the content column and the vector column, NULL where there is none
 begin
-    if not exists (select from pg_class where oid = src.source) then
+    select exists (select from pg_class c where c.oid = src.source),
+           array(select a.attname
+                 from unnest(array[src.pk_attnum, src.content_attnum, src.embedding_attnum]) with ordinality k(attnum, i)
+                 left join pg_attribute a on a.attrelid = src.source and a.attnum = k.attnum and not a.attisdropped
+                 order by k.i)
+    into table_exists, names;
+    if not table_exists then
         raise exception 'autoembed: the table of source % (%) was dropped', src.id, src.table_name
             using errcode = 'undefined_table', hint = 'Remove the registration with autoembed.sweep() or re-watch a new table.';
     end if;
-    foreach col in array array[src.pk_attnum, src.content_attnum, src.embedding_attnum] loop
-        continue when col is null;
-        select a.attname into current from pg_attribute a
-        where a.attrelid = src.source and a.attnum = col and not a.attisdropped;
-        if current is null then
-            raise exception 'autoembed: a column of source % (%) was dropped', src.id, src.table_name
-                using errcode = 'undefined_column', hint = 'Re-run autoembed.watch() with the columns the table has now.';
-        end if;
-        if col = src.pk_attnum then src.pk_column := current; end if;
-        if col = src.content_attnum then src.content_column := current; end if;
-        if col = src.embedding_attnum then src.embedding_column := current; end if;
-    end loop;
+    if names[1] is null or names[3] is null or (src.content_attnum is not null and names[2] is null) then
+        raise exception 'autoembed: a column of source % (%) was dropped', src.id, src.table_name
+            using errcode = 'undefined_column', hint = 'Re-run autoembed.watch() with the columns the table has now.';
+    end if;
+    src.pk_column := names[1];
+    src.content_column := coalesce(names[2], src.content_column);
+    src.embedding_column := names[3];
     return src;
 end
 $$;
@@ -38,18 +39,35 @@ returns text
 language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
-declare
-    expr text;
 begin
     if src.content_column is not null then
         return format('%I.%I::text', alias, src.content_column);
     end if;
-    select format('%I.%I(%I.*)', n.nspname, p.proname, alias) into expr
+    return autoembed.content_call(src, format('%I.*', alias));
+end
+$$;
+
+-- A call of a source's content function on `arg` (an SQL expression: a row of the source table).
+-- A content function is registered by name (schema.name) and found by that name and the table's
+-- row type.
+create or replace function autoembed.content_call(src autoembed.sources, arg text)
+returns text
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    parts text[];
+    expr text;
+begin
+    parts := parse_ident(src.content_function);
+    select format('%I.%I(%s)', n.nspname, p.proname, arg) into expr
     from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-    where p.oid = src.content_function;
+    where n.nspname = parts[1] and p.proname = parts[2] and p.pronargs = 1
+      and p.proargtypes[0] = (select c.reltype from pg_class c where c.oid = src.source);
     if expr is null then
-        raise exception 'autoembed: the content function of source % (%) was dropped', src.id, src.table_name
-            using errcode = 'undefined_function';
+        raise exception 'autoembed: the content function % of source % (%) was dropped or renamed',
+            src.content_function, src.id, src.table_name
+            using errcode = 'undefined_function', hint = 'Re-run autoembed.watch() with the content function as it is now.';
     end if;
     return expr;
 end

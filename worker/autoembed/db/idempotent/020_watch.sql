@@ -2,14 +2,19 @@
 -- Current definitions, re-applied by every `autoembed migrate` (create or replace): edit here.
 
 -- Resolve `content`: a column of `source`, or a function taking a `source` row and returning text.
--- Runs with the caller's search_path (no pinned path) so that an unqualified function name
--- resolves as the caller sees it, like the regclass argument; every other name is qualified.
-create or replace function autoembed.resolve_content(source regclass, content text, out content_column name, out content_function regprocedure)
+-- A function name may be schema-qualified; an unqualified one is looked up in the table's schema,
+-- then in public, whatever the caller's search_path. Like watch, it pins a path that has public
+-- after pg_catalog only so that messages name a table of public as its users do; every name in
+-- here is qualified or pg_catalog's.
+create or replace function autoembed.resolve_content(source regclass, content text, out content_column name, out content_function text)
 language plpgsql stable
+set search_path = pg_catalog, public, pg_temp
 as $$
 declare
     parts text[];
+    schemas text[];
     row_type oid := (select reltype from pg_class where oid = source);
+    fn regprocedure;
 begin
     if content is null or btrim(content) = '' then
         raise exception 'autoembed.watch: content must name a column of % or a function of its rows', source;
@@ -25,20 +30,25 @@ begin
         parts := null;
     end;
     if parts is not null and array_length(parts, 1) <= 2 then
-        select p.oid::regprocedure into content_function
+        schemas := case when array_length(parts, 1) = 2 then array[parts[1]]
+                        else array[(select n.nspname::text from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                                    where c.oid = source), 'public'] end;
+        select p.oid::regprocedure, format('%I.%I', n.nspname, p.proname) into fn, content_function
         from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-        where p.proname = parts[array_length(parts, 1)]
-          and (case when array_length(parts, 1) = 2 then n.nspname = parts[1] else pg_function_is_visible(p.oid) end)
-          and p.pronargs = 1 and p.proargtypes[0] = row_type and p.prokind = 'f';
+        where p.proname = parts[array_length(parts, 1)] and n.nspname = any (schemas)
+          and p.pronargs = 1 and p.proargtypes[0] = row_type and p.prokind = 'f'
+        order by array_position(schemas, n.nspname::text)
+        limit 1;
         if found then
-            if (select prorettype from pg_proc where oid = content_function) not in ('text'::regtype, 'varchar'::regtype) then
-                raise exception 'autoembed.watch: content function % must return text', content_function;
+            if (select prorettype from pg_proc where oid = fn) not in ('text'::regtype, 'varchar'::regtype) then
+                raise exception 'autoembed.watch: content function % must return text', fn;
             end if;
             return;
         end if;
     end if;
     raise exception 'autoembed.watch: % is neither a column of % nor a function taking a % row and returning text',
-        quote_literal(content), source, source;
+        quote_literal(content), source, source
+        using hint = 'An unqualified function name is looked up in the table''s schema, then in public; name it as schema.function otherwise.';
 end
 $$;
 
@@ -48,7 +58,7 @@ returns text[]
 language sql immutable
 set search_path = pg_catalog, pg_temp
 as $$
-    select array['local', 'openai', 'hashing']
+    select array['local', 'openai', 'e5', 'hashing']
 $$;
 
 create or replace function autoembed.watch(
@@ -60,10 +70,17 @@ create or replace function autoembed.watch(
     distance text default 'cosine',
     max_attempts int default 5,
     clear_on_change boolean default true,
-    backfill boolean default true
+    backfill boolean default true,
+    chunks boolean default false,      -- split content into chunks (autoembed.chunks_<id>, see 075_chunks.sql)
+    chunk_tokens int default null,     -- most tokens of a chunk; NULL: the model's window, at most 512
+    chunk_overlap int default null,    -- tokens a chunk repeats of the text before it; NULL: the default
+    chunk_index text default 'hnsw',   -- the chunk vectors' index: hnsw or none
+    query_prompt text default null,    -- before search queries; NULL: the model family's (025_prompts.sql)
+    passage_prompt text default null   -- before row content or chunks; NULL: the model family's
 )
 returns int
-language plpgsql  -- caller's search_path: see resolve_content
+language plpgsql
+set search_path = pg_catalog, public, pg_temp  -- see resolve_content
 as $$
 declare
     rel pg_class;
@@ -72,6 +89,7 @@ declare
     emb pg_attribute;
     emb_type text;
     resolved record;
+    prompts record;
     previous autoembed.sources;
     src autoembed.sources;
 begin
@@ -117,6 +135,16 @@ begin
         raise exception 'autoembed.watch: column %.% must have a fixed dimension, e.g. %(384)', source,
             quote_ident(embedding_column), emb_type;
     end if;
+    if emb.attgenerated <> '' then
+        raise exception 'autoembed.watch: column %.% is a generated column: autoembed cannot write it', source,
+            quote_ident(embedding_column);
+    end if;
+    if emb.attnotnull then  -- a row is inserted before its vector exists, and a content change empties it
+        raise exception 'autoembed.watch: column %.% is NOT NULL, but it must be able to hold NULL: a row has no vector until the worker embeds it, and a content change empties it',
+            source, quote_ident(embedding_column)
+            using hint = format('Allow NULL: alter table %s alter column %I drop not null; (Django: VectorField(..., null=True, blank=True))',
+                                source, embedding_column);
+    end if;
 
     resolved := autoembed.resolve_content(source, content);
     if resolved.content_column = embedding_column then
@@ -135,15 +163,19 @@ begin
     if max_attempts is null or max_attempts < 1 then
         raise exception 'autoembed.watch: max_attempts must be at least 1, got %', coalesce(max_attempts::text, 'NULL');
     end if;
+    perform autoembed.check_chunk_options(chunks, chunk_tokens, chunk_overlap, chunk_index);
+    prompts := autoembed.resolve_prompts(embedder, model, query_prompt, passage_prompt);
 
     select * into previous from autoembed.sources s where s.source = watch.source for update;  -- see write_embeddings
     insert into autoembed.sources as s (source, table_name, pk_column, content_column, content_function,
                                         embedding_column, pk_attnum, content_attnum, embedding_attnum,
-                                        dimensions, embedder, model, distance, max_attempts, clear_on_change)
+                                        dimensions, embedder, model, distance, max_attempts, clear_on_change,
+                                        chunk_tokens, chunk_overlap, query_prompt, passage_prompt)
     values (source, source::text, pk_cols[1], resolved.content_column, resolved.content_function,
             embedding_column, pk_attnums[1],
             (select a.attnum from pg_attribute a where a.attrelid = source and a.attname = resolved.content_column),
-            emb.attnum, emb.atttypmod, embedder, model, distance, max_attempts, coalesce(clear_on_change, true))
+            emb.attnum, emb.atttypmod, embedder, model, distance, max_attempts, coalesce(clear_on_change, true),
+            watch.chunk_tokens, watch.chunk_overlap, prompts.query_prompt, prompts.passage_prompt)
     on conflict on constraint sources_source_key do update
     set table_name = excluded.table_name, pk_column = excluded.pk_column,
         content_column = excluded.content_column, content_function = excluded.content_function,
@@ -152,41 +184,60 @@ begin
         dimensions = excluded.dimensions,
         embedder = excluded.embedder, model = excluded.model, distance = excluded.distance,
         max_attempts = excluded.max_attempts, clear_on_change = excluded.clear_on_change,
+        chunk_tokens = excluded.chunk_tokens, chunk_overlap = excluded.chunk_overlap,
+        query_prompt = excluded.query_prompt, passage_prompt = excluded.passage_prompt,
         updated_at = now()
     returning * into src;
 
     perform autoembed.install_triggers(src);
+    src := autoembed.setup_chunks(src, previous, chunks, chunk_index);
 
-    -- A different content, column or model makes every stored vector stale: forget their hashes.
+    -- A different content, column, model, passage prompt or chunking makes every stored vector
+    -- stale: forget their hashes.
     if previous.id is not null and (previous.content_column, previous.content_function, previous.embedding_column,
-                                    previous.embedder, previous.model)
-        is distinct from (src.content_column, src.content_function, src.embedding_column, src.embedder, src.model) then
+                                    previous.embedder, previous.model, previous.passage_prompt,
+                                    previous.chunk_table is not null, previous.chunk_tokens, previous.chunk_overlap)
+        is distinct from (src.content_column, src.content_function, src.embedding_column, src.embedder, src.model,
+                          src.passage_prompt, src.chunk_table is not null, src.chunk_tokens, src.chunk_overlap) then
         delete from autoembed.row_state where source_id = src.id;
         if coalesce(backfill, true) then
             perform autoembed.backfill(source, only_missing => false);
         end if;
     elsif coalesce(backfill, true) then
-        perform autoembed.backfill(source, only_missing => true);
+        -- a new registration vouches for no stored vector (one left from an earlier watch may
+        -- describe content changed since): every row is embedded (the worker writes only vectors
+        -- that differ); a registration kept keeps its row_state
+        perform autoembed.backfill(source, only_missing => previous.id is not null);
     end if;
     return src.id;
 end
 $$;
-comment on function autoembed.watch is 'Watch a table: every insert or content change enqueues an embedding job.';
+comment on function autoembed.watch is 'Watch a table: every insert or content change enqueues an embedding job. content is a column or a function taking the table''s row and returning text: schema.name, or an unqualified name looked up in the table''s schema, then in public.';
 
+-- Returns what it did, in a sentence (psql shows it; `autoembed unwatch` prints it).
 create or replace function autoembed.unwatch(source regclass)
-returns void
+returns text
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
     src autoembed.sources := autoembed.source_by_table(source);
+    chunks text := src.chunk_table::text;  -- its name, before the table goes
+    queued bigint;
+    failed bigint;
 begin
     perform autoembed.drop_triggers(src.source);
-    delete from pgmq.q_autoembed_jobs where message ->> 'source_id' = src.id::text;
-    delete from autoembed.sources where id = src.id;
+    perform autoembed.drop_chunks(src);
+    with gone as (delete from pgmq.q_autoembed_jobs q where q.message ->> 'source_id' = src.id::text returning q.message)
+    select coalesce(sum(autoembed.job_size(gone.message)), 0) into queued from gone;
+    select count(*) into failed from autoembed.failures f where f.source_id = src.id;
+    delete from autoembed.sources where id = src.id;  -- its failure records and row hashes go with it
+    return format('%s is no longer watched: %s queued row(s) and %s failure record(s) dropped; %s', src.source,
+                  queued, failed, case when chunks is null then format('the vectors in column %I stay', src.embedding_column)
+                                       else format('its chunk table %s was dropped', chunks) end);
 end
 $$;
-comment on function autoembed.unwatch is 'Stop watching a table; stored vectors stay, pending jobs are dropped.';
+comment on function autoembed.unwatch is 'Stop watching a table; stored vectors stay, its chunk table and pending jobs are dropped. Says what it dropped.';
 
 -- Enqueue rows in chunks (keyset over the primary key), so memory stays flat on any table size.
 create or replace function autoembed.backfill(source regclass, only_missing boolean default true, chunk_size int default 10000)

@@ -22,7 +22,7 @@ declare
         order by q.msg_id
         for update skip locked;
     job record;
-    ids bigint[] := '{}';
+    ids bigint[] := '{}'::bigint[];
     budget int := max_rows;
     split_id bigint;
 begin
@@ -63,6 +63,20 @@ end
 $$;
 revoke execute on function autoembed.read_jobs(int, int) from public;
 grant execute on function autoembed.read_jobs(int, int) to autoembed_worker;
+
+-- Make read jobs visible again at once (a stopping worker gives back the batch it prefetched).
+-- Written here rather than with pgmq.set_vt: the array form of set_vt is missing from pgmq 1.4.4,
+-- the version Supabase ships.
+create or replace function autoembed.release_jobs(msg_ids bigint[])
+returns void
+language sql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+    update pgmq.q_autoembed_jobs q set vt = clock_timestamp() where q.msg_id = any(msg_ids)
+$$;
+revoke execute on function autoembed.release_jobs(bigint[]) from public;
+grant execute on function autoembed.release_jobs(bigint[]) to autoembed_worker;
 
 -- Rows a worker is embedding right now (autoembed.claims), so that another worker, or the same
 -- worker's next batch, holding a duplicate job for a row does not embed it a second time.

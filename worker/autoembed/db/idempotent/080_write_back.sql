@@ -3,7 +3,10 @@
 
 -- Write vectors, each only if its row still holds the content that was embedded (the hash) and the
 -- registration still names the embedder and model that made it; a row that already holds this very
--- vector is left alone. A NULL vector clears the column (content became NULL or empty).
+-- vector is left alone. A NULL vector clears the column (content became NULL or empty). Vectors are
+-- compared in the column's own type (then as real[]: the type's own `=` is not on the pinned
+-- search_path): a halfvec column holds them rounded to 16 bits, so the full-precision vector is
+-- never equal to what a halfvec column stores, only its rounding is.
 -- Returns the rows whose vector now embeds their content (written, or already identical), and records
 -- their row_state only while they keep their keys (FOR KEY SHARE: a DELETE or key change committed
 -- meanwhile waits, then forgets; otherwise it left a record under a key no row has).
@@ -17,6 +20,7 @@ as $$
 declare
     src autoembed.sources;
     pk_type text;
+    column_type text;
     written text[];
 begin
     -- FOR KEY SHARE: autoembed.watch() locks the registration FOR UPDATE before changing it, so it
@@ -29,11 +33,13 @@ begin
     end if;
     src := autoembed.current_names(src);
     pk_type := autoembed.key_type(src);
+    select format_type(a.atttypid, a.atttypmod) into column_type
+    from pg_attribute a where a.attrelid = src.source and a.attnum = src.embedding_attnum;
     execute format(
         'update %1$s t set %2$I = b.vec from unnest($1::text[], $2::uuid[], $3) as b(pk, hash, vec)
          where t.%3$I = b.pk::%4$s and md5(%5$s)::uuid is not distinct from b.hash
-           and t.%2$I::real[] is distinct from b.vec::real[]',
-        src.source, src.embedding_column, src.pk_column, pk_type, autoembed.content_expr(src, 't'))
+           and t.%2$I::real[] is distinct from b.vec::%6$s::real[]',
+        src.source, src.embedding_column, src.pk_column, pk_type, autoembed.content_expr(src, 't'), column_type)
     using pks, hashes, vectors;
     -- rows whose vector now embeds their current content: written above, or already identical
     -- FOR KEY SHARE: until this transaction ends nobody can delete these rows or change their keys
@@ -44,9 +50,9 @@ begin
         'select array(select t.%3$I::text from %1$s t join unnest($1::text[], $2::uuid[], $3) as b(pk, hash, vec)
                         on t.%3$I = b.pk::%4$s
                       where md5(%5$s)::uuid is not distinct from b.hash
-                        and t.%2$I::real[] is not distinct from b.vec::real[]
+                        and t.%2$I::real[] is not distinct from b.vec::%6$s::real[]
                       for key share of t)',
-        src.source, src.embedding_column, src.pk_column, pk_type, autoembed.content_expr(src, 't'))
+        src.source, src.embedding_column, src.pk_column, pk_type, autoembed.content_expr(src, 't'), column_type)
     into written using pks, hashes, vectors;
     if cardinality(written) = 0 then
         return;
@@ -60,8 +66,10 @@ begin
     delete from autoembed.row_state s using unnest(pks, hashes) b(pk, hash)  -- a join: stays an index scan
     where b.hash is null and b.pk = any(written) and s.source_id = src.id and s.pk = b.pk;
     delete from autoembed.failures f where f.source_id = src.id and f.pk = any(written);
-    update autoembed.sources s set last_success_at = now()
-    where s.id = src.id and (s.last_success_at is null or s.last_success_at < now() - interval '1 second');
+    -- a write succeeded: whatever the worker reported wrong with the source is over
+    update autoembed.sources s set last_success_at = now(), problem = null, problem_at = null
+    where s.id = src.id
+      and (s.last_success_at is null or s.last_success_at < now() - interval '1 second' or s.problem is not null);
     return query select unnest(written);
 end
 $$;

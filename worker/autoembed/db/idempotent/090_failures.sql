@@ -2,8 +2,8 @@
 -- Current definitions, re-applied by every `autoembed migrate` (create or replace): edit here.
 
 -- Record rows that could not be embedded, unless their content changed meanwhile (a newer job
--- then owns the row). Where the source is broken the guard cannot run: record them anyway.
--- Returns the rows recorded.
+-- then owns the row). Where the source is broken the guard cannot run: record them anyway. A key
+-- that cannot be one of the table's names no row and is never recorded. Returns the rows recorded.
 create or replace function autoembed.record_failures(source_id int, pks text[], hashes uuid[], error_classes text[],
                                           error_messages text[], attempts int[])
 returns table (pk text)
@@ -14,6 +14,7 @@ as $$
 declare
     src autoembed.sources;
     pk_type text;
+    keys text[];
     current_rows autoembed.loaded_row[];
 begin
     select * into src from autoembed.sources s where s.id = record_failures.source_id;
@@ -25,12 +26,14 @@ begin
         -- key until this transaction ends (a DELETE committed meanwhile left its record behind).
         src := autoembed.current_names(src);
         pk_type := autoembed.key_type(src);
+        keys := array(select k from unnest(pks) k
+                      where k not in (select i.pk from autoembed.invalid_keys(src, pks) i));
         execute format('select count(*) from (select from %1$s t where t.%2$I = any($1::%3$s[]) for key share of t) l',
                        src.source, src.pk_column, pk_type)
-        using pks;
-        current_rows := array(select l from autoembed.load_content(record_failures.source_id, pks) l);
+        using keys;
+        current_rows := array(select l from autoembed.load_content(record_failures.source_id, keys) l);
     exception when undefined_column or undefined_table or undefined_function then
-        current_rows := array(select row(b.pk, null, b.hash, false, null)::autoembed.loaded_row
+        current_rows := array(select row(b.pk, null, b.hash, false, null, null)::autoembed.loaded_row
                               from unnest(pks, hashes) b(pk, hash));
     end;
     return query
@@ -48,3 +51,17 @@ end
 $$;
 revoke execute on function autoembed.record_failures(int, text[], uuid[], text[], text[], int[]) from public;
 grant execute on function autoembed.record_failures(int, text[], uuid[], text[], text[], int[]) to autoembed_worker;
+
+-- What the worker found wrong with a source (NULL: nothing), shown by autoembed.status as its state
+-- until a write to it succeeds (autoembed.write_embeddings clears it) or it is watched again.
+create or replace function autoembed.report_problem(source_id int, problem text)
+returns void
+language sql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+    update autoembed.sources s set problem = left(report_problem.problem, 2000), problem_at = now()
+    where s.id = report_problem.source_id and s.problem is distinct from left(report_problem.problem, 2000)
+$$;
+revoke execute on function autoembed.report_problem(int, text) from public;
+grant execute on function autoembed.report_problem(int, text) to autoembed_worker;

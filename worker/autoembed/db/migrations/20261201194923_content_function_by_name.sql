@@ -1,0 +1,18 @@
+-- autoembed.sources.content_function names the content function as text, `schema.name` (quoted
+-- as format('%I.%I') quotes), instead of a regprocedure: pg_upgrade, which Supabase's major-version
+-- upgrades run, refuses tables with regprocedure columns, and a function's oid survives neither
+-- pg_upgrade nor a dump and restore. autoembed.content_expr finds the function at each use by that
+-- name and the source table's row type (the one argument it takes), so renaming the table keeps
+-- it; a renamed or dropped function leaves the source broken, with that said in autoembed.status.
+-- A registration whose function was already dropped keeps the old oid's digits as a one-part
+-- name, which names no function.
+-- resolve_content returned the regprocedure: a new OUT type, so the old function goes here and
+-- db/idempotent/020_watch.sql creates the new one.
+drop function if exists autoembed.resolve_content(regclass, text);
+alter table autoembed.sources alter column content_function type text using
+    case when content_function is null then null
+         when (pg_identify_object_as_address('pg_proc'::regclass, content_function, 0)).object_names is null
+         then format('%I', content_function::oid::text)
+         else format('%I.%I', variadic (pg_identify_object_as_address('pg_proc'::regclass, content_function, 0)).object_names)
+    end;
+comment on column autoembed.sources.content_function is 'The content function as schema.name (it takes the table''s row and returns text), or NULL where content_column is set.';
