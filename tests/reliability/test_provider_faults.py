@@ -162,3 +162,31 @@ def test_a_long_provider_outage_ends_with_every_row_embedded_and_no_failure(conn
     # one probe at a time at growing intervals (2, 4, 8, ... s), never a request per row
     assert during <= 12 + down_for / 5, during
     assert "Traceback" not in worker.log()
+
+
+def test_a_rejected_api_key_spends_no_attempt_and_the_rows_wait_for_the_right_one(conn, dsn, tmp_path):
+    """A wrong key is the endpoint refusing every request, not bad content: a running worker parks
+    the rows (status says why), a drain ends non-zero saying why, and once the key is fixed every
+    row is embedded; autoembed.failures stays empty throughout."""
+    rows = scaled(30)
+    fill(conn, rows, max_attempts=1)
+    with OpenAIStub(dimensions=DIMS, require_key="sk-the-right-key") as stub:
+        wrong = openai_env(stub, OPENAI_API_KEY="sk-a-wrong-key")
+        worker = WorkerProcess(dsn, "wrong-key-worker", tmp_path / "wrong.log", env=wrong).start()
+        try:
+            wait_until(lambda: "rejected the credentials" in conn.execute("select state from autoembed.status").fetchone()[0],
+                       30, what="status saying the key was rejected")
+            time.sleep(2)  # a few probes more: still nothing failed
+            worker.assert_alive()
+        finally:
+            worker.stop()
+        assert conn.execute("select count(*) from autoembed.failures").fetchone()[0] == 0
+        drained = WorkerProcess(dsn, "wrong-key-drain", tmp_path / "drain.log", env=wrong, args=("--drain",)).start()
+        assert drained.process.wait(timeout=60) == 2, drained.log()
+        assert "rejected the credentials" in drained.log()
+        fixed = WorkerProcess(dsn, "right-key-drain", tmp_path / "fixed.log", env=openai_env(stub, OPENAI_API_KEY="sk-the-right-key"),
+                              args=("--drain",)).start()
+        assert fixed.process.wait(timeout=60) == 0, fixed.log()
+    verdict = check(conn)
+    assert verdict.ok and verdict.embedded == rows and verdict.failed == 0, verdict
+    assert conn.execute("select state from autoembed.status").fetchone()[0] == "ok"

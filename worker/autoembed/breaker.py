@@ -30,6 +30,7 @@ class Breaker:
     max_wait: float
     down_since: float | None = None
     reason: str = ""
+    needs_a_human: bool = False  # the last unanswered probe was refused until someone acts (a bad key)
     wait: float = 0.0
     next_probe: float = 0.0
 
@@ -46,8 +47,9 @@ class Breaker:
         """Whole seconds until the next probe may go (at least 1): how long its rows wait."""
         return max(1, math.ceil(self.next_probe - now))
 
-    def trip(self, reason: str, retry_after: float | None, now: float) -> bool:
+    def trip(self, reason: str, retry_after: float | None, now: float, needs_a_human: bool = False) -> bool:
         """A probe went unanswered: open the breaker, or double its wait. True when it just opened."""
+        self.needs_a_human = needs_a_human
         opened = not self.is_open
         self.wait = self.first_wait if opened else min(self.max_wait, self.wait * 2)
         self.next_probe = now + max(self.wait, retry_after or 0.0)
@@ -61,6 +63,7 @@ class Breaker:
         down = None if self.down_since is None else now - self.down_since
         self.down_since = None
         self.reason = ""
+        self.needs_a_human = False
         return down
 
 

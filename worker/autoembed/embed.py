@@ -5,7 +5,9 @@ request-sized calls.
 - A transient one is followed by a probe (breaker.py). Answered, the embedder works: the call is
   split the same way while the batch has time, and a row failing alone is retried later (the
   attempt counts) or, once it had its attempts, recorded. Unanswered, the embedder is down: its
-  rows wait in the queue, attempts untouched, until a probe is answered.
+  rows wait in the queue, attempts untouched, until a probe is answered. An embedder that refuses
+  every request until someone acts (a rejected API key) is down the same way, and a drain ends
+  (SourcesNotServed) instead of waiting for it.
 - A source whose embedder cannot be built, or makes vectors of another dimension than its column's,
   cannot be served: its rows wait in the queue, and the problem is reported for autoembed.status;
   the other sources are served as usual. The same check runs for every source at start-up.
@@ -142,7 +144,7 @@ class _Calls:
     def _wait(self, items: list[Item]) -> None:
         """Park the rows until the next probe may go."""
         _park(items, self.batch, self.breaker.seconds_to_probe(time.monotonic()),
-              f"embedder unavailable: {self.breaker.reason}", lasting=False)
+              f"embedder unavailable: {self.breaker.reason}", lasting=self.breaker.needs_a_human)
 
     def _probe(self) -> bool:
         """One probe request. Answered (even refused: the embedder is there), the breaker closes and
@@ -153,7 +155,7 @@ class _Calls:
         except EmbeddingError as exc:
             if exc.retryable:
                 metrics.PROBES.labels("unanswered").inc()
-                if self.breaker.trip(str(exc), exc.retry_after, time.monotonic()):
+                if self.breaker.trip(str(exc), exc.retry_after, time.monotonic(), exc.needs_a_human):
                     log.error("embedder %s/%s unavailable, its rows wait in the queue; probing: %s",
                               self.embedder.kind, self.embedder.model, exc)
                 return False

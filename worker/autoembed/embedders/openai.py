@@ -333,8 +333,10 @@ class OpenAIEmbedder(Embedder):
         if status in (401, 403):
             hint = "check the API key" if self._has_key else "no API key is set; set OPENAI_API_KEY"
             what = "rejected the credentials" if status == 401 else "refused access"
+            # not the rows' fault: the worker parks them and probes until the key is fixed, instead
+            # of spending their attempts (PERMANENT: no retry within this call)
             return Outcome(Kind.PERMANENT, error=self._error(f"HTTP {status}: the endpoint {what}, {hint}",
-                                                             retryable=False))
+                                                             retryable=False, needs_a_human=True))
         # Decode a bounded prefix ourselves: `response.text` may run charset detection on it.
         excerpt = error_excerpt(response.content[:65536].decode("utf-8", "replace"))
         detail = f": {excerpt}" if excerpt else ""
@@ -397,7 +399,7 @@ class OpenAIEmbedder(Embedder):
         return vectors
 
     def _error(self, message: str, *, retryable: bool, retry_after: float | None = None,
-               cause: BaseException | None = None) -> EmbeddingError:
+               cause: BaseException | None = None, needs_a_human: bool = False) -> EmbeddingError:
         """An EmbeddingError naming the endpoint, scrubbed of every secret; `cause` is chained as
         a scrubbed `TransportFailure` copy."""
         text = self._scrubber.scrub(f"OpenAI-compatible endpoint {self.endpoint} (model {self.model}): {message}")
@@ -405,7 +407,7 @@ class OpenAIEmbedder(Embedder):
             "embedding request failed",
             extra={"endpoint": self.endpoint, "model": self.model, "retryable": retryable, "error": text},
         )
-        error = EmbeddingError(text, retryable=retryable, retry_after=retry_after)
+        error = EmbeddingError(text, retryable=retryable, retry_after=retry_after, needs_a_human=needs_a_human)
         if cause is not None:
             error.__cause__ = TransportFailure(self._scrubber.scrub(f"{type(cause).__name__}: {cause}"))
             error.__suppress_context__ = True
