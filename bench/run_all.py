@@ -31,8 +31,8 @@ PEER = "peer_pgai"
 DESCRIPTIONS = {
     "e2e_throughput": "local model (ONNX), one in-process worker draining N queued rows, vs the same "
                       "embedder object's raw throughput on the same texts in the worker's batch size",
-    "pipeline_overhead": "hashing embedder (near-free), one in-process worker, per batch size, vs the raw "
-                         "hashing embedder",
+    "pipeline_overhead": "hashing embedder (near-free), one in-process worker, per batch size, vs a floor loop "
+                         "doing only what the pipeline must per row (read, load, embed, write, delete), same run",
     "latency": "one idle `autoembed worker` process; single-row inserts; commit-to-commit time from the "
                "server's commit timestamps, vs raw single-text embed after the same idle gap",
     "write_overhead": "INSERT/UPDATE throughput into a watched table vs the same table unwatched (no worker)",
