@@ -226,8 +226,6 @@ def test_the_worker_logs_each_batch_and_a_drain_summary(conn, cli_env):
     assert (summary["embedded"], summary["failed"], summary["batches"]) == (225, 0, len(batches))
 
 
-@pytest.mark.xfail(strict=True, reason="db/idempotent/075_chunks.sql: drop_chunk_triggers runs `drop trigger if exists` "
-                                       "for triggers a table never had (fix: drop only those pg_trigger lists)")
 def test_psql_users_see_no_notices_from_watch_and_unwatch(conn, dsn):
     conn.execute("create table notes (id bigint generated always as identity primary key, body text, embedding vector(8))")
     psql = [shutil.which("psql") or "psql", dsn, "-X", "-q", "-v", "ON_ERROR_STOP=1"]

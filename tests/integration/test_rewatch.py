@@ -25,6 +25,26 @@ def test_content_changed_while_unwatched_is_embedded_again(conn, dsn, settings):
     assert queue_depth(conn) == 0
 
 
+@pytest.mark.parametrize("emptied", ["null", "''", "'   '"])
+def test_content_emptied_while_unwatched_loses_its_old_vector(conn, dsn, settings, emptied):
+    """A vector left beside content that went empty while nobody watched was taken as up to date
+    (no recorded hash compared equal to the hash of NULL): it stayed, with no failure, forever."""
+    create_docs(conn)
+    watch(conn)
+    conn.execute("insert into docs (body) values ('one'), ('two')")
+    drain(dsn, settings)
+    conn.execute("select autoembed.unwatch('docs')")
+    conn.execute(f"update docs set body = {emptied} where id = 1")
+    conn.execute("update docs set id = default where id = 2")  # re-keyed, its vector moves along
+    conn.execute("update docs set body = null where id = 3")
+    watch(conn, clear_on_change=False)
+    drain(dsn, settings)
+    assert conn.execute("select count(*) from docs where embedding is not null and coalesce(trim(body), '') = ''"
+                        ).fetchone()[0] == 0
+    assert {pk for (pk,) in conn.execute("select pk from autoembed.failures where error_class = 'EmptyContent'")} == {"1", "3"}
+    assert queue_depth(conn) == 0
+
+
 @pytest.mark.parametrize("options", [{"clear_on_change": False}, {"model": "another-model"}])
 def test_a_vector_written_before_this_registration_is_embedded_again(conn, dsn, settings, options):
     create_docs(conn)

@@ -29,7 +29,7 @@ WORKER_FUNCTIONS = [
     "autoembed.record_failures(int, text[], uuid[], text[], text[], int[])",
     "autoembed.claim_rows(int, text[], int)",
     "autoembed.release_claims(int, text[])",
-    "autoembed.read_jobs(int, int)",
+    "autoembed.read_jobs(int, int, int[])",
     "autoembed.enqueue(int, text[], int, int)",
 ]
 def rls_docs(conn) -> None:

@@ -80,6 +80,8 @@ def test_the_page_shows_what_autoembed_status_says_and_refreshes_itself(conn, ds
     create_docs(conn, "notes")
     watch(conn, "articles")
     watch(conn, "notes")
+    conn.execute("alter table notes add column title_embedding vector(16)")
+    watch(conn, "notes", "title", embedding_column="title_embedding", backfill=False)  # a second watch of one table
     conn.execute("insert into articles (body) values ('one'), ('two'), (''), ('  ')")
     drain(dsn, settings)
     conn.execute("insert into articles (body) values ('waiting')")
@@ -94,9 +96,10 @@ def test_the_page_shows_what_autoembed_status_says_and_refreshes_itself(conn, ds
                  f"{url}/")
     shutil.copy(tmp_path / "status.png", ARTIFACTS / "status_page.png")
 
-    status = conn.execute("select source, state, rows, embedded, pending, failed from autoembed.status "
+    status = conn.execute("select source, watch, state, rows, embedded, pending, failed from autoembed.status "
                           "order by source_id").fetchall()
-    assert [(w["source"], w["state"], w["rows"], w["embedded"], w["pending"], w["failed"])
+    assert [s[1] for s in status] == ["embedding", "embedding", "title_embedding"]
+    assert [(w["source"], w["watch"], w["state"], w["rows"], w["embedded"], w["pending"], w["failed"])
             for w in page.tables["watches"]] == [tuple(shown(v) for v in row) for row in status]
     assert [(f["source"], f["error_class"], f["rows"]) for f in page.tables["failures"]] == [
         ("public.articles", "EmptyContent", "2")]

@@ -1,4 +1,4 @@
-"""Migration 20261201194923: autoembed.sources.content_function, a regprocedure until then (which
+"""Migration 20261201230100: autoembed.sources.content_function, a regprocedure until then (which
 pg_upgrade refuses in user tables), becomes the function's name. Registrations made before keep
 working: through their function, their column, or, for a function dropped meanwhile, broken as
 before, with the same report."""

@@ -36,7 +36,8 @@ def test_upgrade_keeps_queued_jobs_and_replaces_the_triggers(empty_dsn, settings
                                           if m.name not in {r.name for r in RELEASE_0_1 if r.name < upgrade}]
         conn.autocommit = True
         triggers = {r[0] for r in conn.execute("select tgname from pg_trigger where tgrelid = 'docs'::regclass")}
-        assert "autoembed_mark_changed" in triggers and "autoembed_clear_embedding" not in triggers
+        assert "autoembed_mark_changed_1" in triggers and "autoembed_clear_embedding" not in triggers
+        assert "autoembed_mark_changed" not in triggers  # named per watch since 20261201233000_named_watches
         # the triggers are exactly today's: refreshing them finds nothing to do
         assert conn.execute("select autoembed.refresh_triggers(s) from autoembed.sources s").fetchone()[0] is False
         assert conn.execute("select pending from autoembed.status").fetchone()[0] == 2

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -80,6 +81,29 @@ def test_db_push_applies_the_folder_that_migration_list_then_shows_and_migrate_f
     assert [m["local"] for m in listed] == local_versions(workdir) == sorted(n[:14] for n in render_folder())
     assert all(m["remote"] == m["local"] for m in listed), listed
     assert migrate(project) == []  # the push recorded every migration in autoembed's ledger too
+    assert snapshot(project.postgres_dsn) == reference_catalog(supabase_db)
+
+
+def test_a_project_that_pushed_an_earlier_release_pushes_this_one_without_include_all(supabase_db, project, tmp_path):
+    """The folder of each release keeps the versions of the ones before and adds only later ones, so
+    that `supabase db push` never finds a local file to insert before the last applied one."""
+    from autoembed.supabase_migrations import DEFINITIONS_VERSION
+
+    earlier = tmp_path / "earlier"
+    repo_project(earlier)
+    released = sorted(p.name for p in (REPO / "worker" / "autoembed" / "db" / "released").glob("*.sql"))
+    last_release = released[-1][:14]  # the previous release's definitions file closes its folder
+    for path in (earlier / "supabase" / "migrations").glob("*.sql"):
+        if path.name[:14] > last_release:
+            path.unlink()
+    push(project, earlier)
+    assert migration_list(project, earlier)[-1]["remote"] == last_release
+    current = tmp_path / "current"
+    repo_project(current)
+    push(project, current)  # no --include-all: every new version sorts after the last applied
+    listed = migration_list(project, current)
+    assert all(m["remote"] == m["local"] for m in listed) and listed[-1]["local"] == DEFINITIONS_VERSION, listed
+    assert migrate(project) == []
     assert snapshot(project.postgres_dsn) == reference_catalog(supabase_db)
 
 
@@ -167,6 +191,8 @@ def test_add_migration_again_after_an_upgrade_applies_only_what_is_new(project, 
     catalog = snapshot(project.postgres_dsn)
 
     monkeypatch.undo()
+    while datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S") <= upgrade.name[:14]:
+        time.sleep(0.1)  # the upgrade's file was dated a second ahead: the next one must sort after it
     again = add_migration(workdir)  # the same release again: nothing new
     assert again.name > upgrade.name
     push(project, workdir)

@@ -1,9 +1,14 @@
 """What the CLI and library users call: watch and unwatch tables, enqueue and re-drive rows, read
 status and failures, search. Each function takes an open connection and plain arguments and
-returns plain data; it runs as the connection's user. The worker itself is autoembed.worker."""
+returns plain data; it runs as the connection's user. The worker itself is autoembed.worker.
+
+A table may have several watches, each named (by default after its embedding column). Every
+function that takes a table also takes `watch`, the watch's name: needed only where the table has
+more than one (the error lists them)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import psycopg
@@ -59,8 +64,10 @@ def watch(conn: psycopg.Connection, table: str, content: str, *, settings: Setti
           distance: str = "cosine", max_attempts: int = 5, clear_on_change: bool = True, backfill: bool = True,
           chunks: bool = False, chunk_tokens: int | None = None, chunk_overlap: int | None = None,
           chunk_index: str = "hnsw", query_prompt: str | None = None, passage_prompt: str | None = None,
-          check_model: bool = True) -> int:
-    """Watch `table` (autoembed.watch) and return its source id. With `chunks`, rows are split into
+          name: str | None = None, check_model: bool = True) -> int:
+    """Watch `table` (autoembed.watch) and return its source id. `name` is the watch's (None: the
+    embedding column's): watching again under a name changes that watch, under another adds one,
+    which must fill another column. With `chunks`, rows are split into
     chunks of at most `chunk_tokens` tokens (None: the model's window, at most 512) overlapping by
     `chunk_overlap`, kept in a chunk table with a `chunk_index` (hnsw or none). `query_prompt` and
     `passage_prompt` go before queries and passages (None: the model family's). `model` None is the
@@ -74,7 +81,7 @@ def watch(conn: psycopg.Connection, table: str, content: str, *, settings: Setti
             "model": model, "distance": distance, "max_attempts": max_attempts,
             "clear_on_change": clear_on_change, "backfill": backfill, "chunks": chunks,
             "chunk_tokens": chunk_tokens, "chunk_overlap": chunk_overlap, "chunk_index": chunk_index,
-            "query_prompt": query_prompt, "passage_prompt": passage_prompt,
+            "query_prompt": query_prompt, "passage_prompt": passage_prompt, "name": name,
         }).fetchone()[0]
         dimensions = conn.execute(QUERIES["source_dimensions"], (source_id,)).fetchone()[0]
         if check_model:
@@ -90,25 +97,37 @@ def watch(conn: psycopg.Connection, table: str, content: str, *, settings: Setti
     return source_id
 
 
-def unwatch(conn: psycopg.Connection, table: str) -> str:
-    """Stop watching `table`: its triggers and pending jobs go, stored vectors stay. Returns what
-    was dropped, in a sentence (autoembed.unwatch's)."""
-    return conn.execute(QUERIES["unwatch"], (table,)).fetchone()[0]
+def unwatch(conn: psycopg.Connection, table: str, *, watch: str | None = None) -> str:
+    """Stop watching `table` (its watch `watch`): its triggers and pending jobs go, stored vectors
+    stay. Returns what was dropped, in a sentence (autoembed.unwatch's)."""
+    return conn.execute(QUERIES["unwatch"], (table, watch)).fetchone()[0]
 
 
-def backfill(conn: psycopg.Connection, table: str, *, only_missing: bool = True) -> int:
-    """Enqueue existing rows of `table` (only those without an embedding, by default); returns how many."""
-    return conn.execute(QUERIES["backfill"], (table, only_missing)).fetchone()[0]
+def backfill(conn: psycopg.Connection, table: str, *, only_missing: bool = True, watch: str | None = None) -> int:
+    """Enqueue existing rows of `table` (only those without an embedding, by default) for its
+    watch `watch`; returns how many."""
+    return conn.execute(QUERIES["backfill"], (table, only_missing, watch)).fetchone()[0]
 
 
-def progress(conn: psycopg.Connection, table: str) -> Progress:
-    """Rows, embedded, pending and failed of one watched table."""
-    return Progress(*conn.execute(QUERIES["source_progress"], (table,)).fetchone())
+def progress(conn: psycopg.Connection, table: str, *, watch: str | None = None) -> Progress:
+    """Rows, embedded, pending and failed of one watch of a table."""
+    return Progress(*conn.execute(QUERIES["source_progress"], (table, watch)).fetchone())
 
 
-def retry_failures(conn: psycopg.Connection, table: str | None = None) -> int:
-    """Re-enqueue failed rows (of `table`, or of every table) and clear their records; returns how many."""
-    return conn.execute(QUERIES["retry_failures"], (table,)).fetchone()[0]
+def retry_failures(conn: psycopg.Connection, table: str | None = None, *, watch: str | None = None) -> int:
+    """Re-enqueue failed rows (of `table`'s watch, or of every watch) and clear their records;
+    returns how many."""
+    return conn.execute(QUERIES["retry_failures"], (table, watch)).fetchone()[0]
+
+
+def check_watches(conn: psycopg.Connection, watches: Sequence[str]) -> list[int]:
+    """The source ids of `watches` ('table' or 'table.name' each, as Settings.watches holds them);
+    ConfigError naming the first that names no watch."""
+    try:
+        with conn.transaction():
+            return conn.execute(QUERIES["watch_ids"], (list(watches), True)).fetchone()[0]
+    except psycopg.errors.RaiseException as exc:
+        raise ConfigError(f"AUTOEMBED_WATCHES (--watches): {exc.diag.message_primary.removeprefix('autoembed: ')}") from exc
 
 
 def sweep(conn: psycopg.Connection) -> int:
@@ -130,15 +149,16 @@ def capabilities(conn: psycopg.Connection) -> list[dict]:
         return cur.execute(QUERIES["capabilities"]).fetchall()
 
 
-def failures(conn: psycopg.Connection, table: str | None = None, limit: int = 50) -> list[dict]:
-    """The most recent failure records (of one table, or all)."""
+def failures(conn: psycopg.Connection, table: str | None = None, limit: int = 50, *,
+             watch: str | None = None) -> list[dict]:
+    """The most recent failure records (of one table's watch, or all)."""
     with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(QUERIES["failures"], (table, table, limit)).fetchall()
+        return cur.execute(QUERIES["failures"], {"table": table, "watch": watch, "limit": limit}).fetchall()
 
 
 def search(conn: psycopg.Connection, table: str, query: str, k: int = 5, *, settings: Settings,
-           embedders: EmbedderCache | None = None, chunks_per_row: int = 1) -> list[Hit]:
-    """The `k` rows of `table` nearest to `query`, embedded with the table's own embedder after its
+           embedders: EmbedderCache | None = None, chunks_per_row: int = 1, watch: str | None = None) -> list[Hit]:
+    """The `k` rows of `table` (by its watch `watch`) nearest to `query`, embedded with the table's own embedder after its
     query prompt, by the table's distance (cosine by default); for a chunked watch each row comes
     with its nearest chunk, or up to `chunks_per_row` of its chunks (then hits are the `k` nearest
     chunks, several of a row allowed).
@@ -149,11 +169,8 @@ def search(conn: psycopg.Connection, table: str, query: str, k: int = 5, *, sett
         raise ConfigError("search query must not be empty")
     if k < 1 or chunks_per_row < 1:
         raise ConfigError(f"k and chunks_per_row must be at least 1, got {k} and {chunks_per_row}")
-    row = conn.execute(QUERIES["source_for_table"], (table,)).fetchone()
-    if row is None:
-        raise ConfigError(f"table {table} is not watched by autoembed")
-    kind, model, dimensions, query_prompt = row
+    kind, model, dimensions, query_prompt = conn.execute(QUERIES["search_settings"], (table, watch)).fetchone()
     embedders = embedders or EmbedderCache(settings)
     vector = embed_query(embedders.get(kind, model, dimensions), query, query_prompt)
-    rows = conn.execute(QUERIES["search"], (table, vector, k, chunks_per_row), binary=True).fetchall()
+    rows = conn.execute(QUERIES["search"], (table, vector, k, chunks_per_row, watch), binary=True).fetchall()
     return [Hit(*row) for row in rows]

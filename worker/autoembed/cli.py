@@ -21,6 +21,10 @@ from autoembed.settings import Settings
 
 log = logging.getLogger("autoembed")
 
+#: --watch, for the commands that take a table: which of its watches
+watch_option = click.option("--watch", "watch_name", default=None, metavar="NAME",
+                            help="The watch of TABLE to use, where it has several (their names: `autoembed status`).")
+
 
 class Context:
     """What every command needs: settings (environment + flags) and the DSN they resolve to."""
@@ -192,51 +196,57 @@ def migrate(obj: Context) -> None:
               help="Put before search queries [default: the model family's, e.g. 'query: ' for e5].")
 @click.option("--passage-prompt", default=None, show_default=False,
               help="Put before content and chunks [default: the model family's, e.g. 'passage: ' for e5].")
+@click.option("--name", default=None, show_default=False,
+              help="The watch's name, unique per table [default: the embedding column's]; a table may have several watches.")
 @click.pass_obj
 def watch(obj: Context, table, content, embedding_column, embedder, model, distance, max_attempts, keep_stale,
           no_backfill, check_model, chunks, chunk_tokens, chunk_overlap, chunk_index, query_prompt,
-          passage_prompt) -> None:
-    """Watch TABLE: every insert or content change gets embedded."""
+          passage_prompt, name) -> None:
+    """Watch TABLE: every insert or content change gets embedded (watching again under the same
+    --name changes that watch; under another, adds one that fills another column)."""
     with obj.connect() as conn:
         source_id = api.watch(conn, table, content, settings=obj.settings, embedding_column=embedding_column,
                               embedder=embedder, model=model, distance=distance, max_attempts=max_attempts,
                               clear_on_change=not keep_stale, backfill=not no_backfill, chunks=chunks,
                               chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, chunk_index=chunk_index,
-                              query_prompt=query_prompt, passage_prompt=passage_prompt, check_model=check_model)
+                              query_prompt=query_prompt, passage_prompt=passage_prompt, name=name,
+                              check_model=check_model)
     click.echo(f"watching {table} (source {source_id})")
 
 
 @main.command()
 @click.argument("table")
+@watch_option
 @click.pass_obj
-def unwatch(obj: Context, table: str) -> None:
-    """Stop watching TABLE (stored vectors stay; pending jobs are dropped)."""
+def unwatch(obj: Context, table: str, watch_name: str | None) -> None:
+    """Stop watching TABLE, or its watch --watch (stored vectors stay; pending jobs are dropped)."""
     with obj.connect() as conn:
-        click.echo(api.unwatch(conn, table))
+        click.echo(api.unwatch(conn, table, watch=watch_name))
 
 
 @main.command()
 @click.argument("table")
 @click.option("--all", "all_rows", is_flag=True, help="Re-enqueue every row, not only those without an embedding.")
 @click.option("--wait", is_flag=True, help="Show a progress bar until the table is fully embedded.")
+@watch_option
 @click.pass_obj
-def backfill(obj: Context, table: str, all_rows: bool, wait: bool) -> None:
-    """Enqueue existing rows of TABLE for embedding."""
+def backfill(obj: Context, table: str, all_rows: bool, wait: bool, watch_name: str | None) -> None:
+    """Enqueue existing rows of TABLE for embedding (by its watch --watch)."""
     with obj.connect() as conn:
-        count = api.backfill(conn, table, only_missing=not all_rows)
+        count = api.backfill(conn, table, only_missing=not all_rows, watch=watch_name)
         click.echo(f"enqueued {count} row(s) of {table}")
         if wait and count:
-            _progress(conn, table, count)
+            _progress(conn, table, count, watch_name)
 
 
-def _progress(conn, table: str, total: int) -> None:
-    """Progress bar with rate and ETA until no job of `table` is pending."""
+def _progress(conn, table: str, total: int, watch_name: str | None) -> None:
+    """Progress bar with rate and ETA until no job of `table`'s watch is pending."""
     started = time.monotonic()
     with click.progressbar(length=total, label=f"embedding {table}", show_eta=True, show_percent=True,
                            item_show_func=lambda rate: f"{rate:.0f} rows/s" if rate else None) as bar:
         done = 0
         while True:
-            now = api.progress(conn, table)
+            now = api.progress(conn, table, watch=watch_name)
             now_done = max(done, total - now.pending)
             bar.update(now_done - done, (now_done / max(1e-9, time.monotonic() - started)))
             done = now_done
@@ -248,11 +258,12 @@ def _progress(conn, table: str, total: int) -> None:
 
 @main.command("retry-failures")
 @click.argument("table", required=False)
+@watch_option
 @click.pass_obj
-def retry_failures(obj: Context, table: str | None) -> None:
-    """Re-enqueue failed rows (of TABLE, or of every table) and clear their failure records."""
+def retry_failures(obj: Context, table: str | None, watch_name: str | None) -> None:
+    """Re-enqueue failed rows (of TABLE or its watch --watch, or of every table) and clear their failure records."""
     with obj.connect() as conn:
-        count = api.retry_failures(conn, table)
+        count = api.retry_failures(conn, table, watch=watch_name)
     click.echo(f"re-enqueued {count} failed row(s)")
 
 
@@ -279,15 +290,23 @@ def sweep(obj: Context) -> None:
 @click.option("--local-backend", type=click.Choice(LOCAL_BACKENDS), default=None,
               help="Engine of the local embedder [env AUTOEMBED_LOCAL_BACKEND].")
 @click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics [env AUTOEMBED_METRICS_PORT].")
+@click.option("--watches", default=None, metavar="LIST",
+              help="Embed only these watches, comma-separated: TABLE (all its watches) or TABLE.NAME "
+                   "[env AUTOEMBED_WATCHES; default: all]. Other watches' jobs stay queued for other workers.")
 @click.pass_obj
-def worker(obj: Context, drain, once, listen, batch_size, poll_interval, visibility_timeout, local_backend, metrics_port) -> None:
+def worker(obj: Context, drain, once, listen, batch_size, poll_interval, visibility_timeout, local_backend, metrics_port,
+           watches) -> None:
     """Embed queued rows until stopped (SIGTERM/SIGINT finish the batch in hand, then exit 0)."""
+    from autoembed.settings import parse_watches
     from autoembed.worker import run_worker
 
     settings = obj.settings.replace(listen=listen, batch_size=batch_size, poll_interval=poll_interval,
                                     visibility_timeout=visibility_timeout, local_backend=local_backend,
-                                    metrics_port=metrics_port)
+                                    metrics_port=metrics_port, watches=parse_watches(watches) if watches else None)
     _require_migrated(obj.dsn())
+    if settings.watches:
+        with obj.connect() as conn:
+            api.check_watches(conn, settings.watches)
     if settings.metrics_port:  # /metrics, /healthz, /readyz and the status page (autoembed.server)
         from autoembed.queue_gauges import QueueGauges
         from autoembed.server import start_in_background
@@ -371,11 +390,11 @@ def status(obj: Context, as_json: bool, watch_seconds: float | None) -> None:
 
 
 def _print_status(snapshot) -> None:
-    click.echo(f"{'source':<28} {'state':<14} {'rows':>8} {'embedded':>9} {'pending':>8} {'failed':>7} "
+    click.echo(f"{'source':<28} {'watch':<18} {'state':<14} {'rows':>8} {'embedded':>9} {'pending':>8} {'failed':>7} "
                f"{'oldest pending':>15}  last success")
     for s in snapshot.sources:
         age = s["oldest_pending_age"]
-        click.echo(f"{s['source']:<28} {s['state']:<14} {s['rows'] if s['rows'] is not None else '-':>8} "
+        click.echo(f"{s['source']:<28} {s['watch']:<18} {s['state']:<14} {s['rows'] if s['rows'] is not None else '-':>8} "
                    f"{s['embedded'] if s['embedded'] is not None else '-':>9} {s['pending']:>8} {s['failed']:>7} "
                    f"{(f'{age.total_seconds():.1f}s' if age else '-'):>15}  {s['last_success_at'] or '-'}")
     if not snapshot.sources:
@@ -391,13 +410,14 @@ def _print_status(snapshot) -> None:
 @main.command()
 @click.argument("table", required=False)
 @click.option("--limit", default=50, type=int)
+@watch_option
 @click.pass_obj
-def failures(obj: Context, table: str | None, limit: int) -> None:
-    """List failure records (of TABLE, or of every table)."""
+def failures(obj: Context, table: str | None, limit: int, watch_name: str | None) -> None:
+    """List failure records (of TABLE or its watch --watch, or of every table)."""
     with obj.connect() as conn:
-        rows = api.failures(conn, table, limit)
+        rows = api.failures(conn, table, limit, watch=watch_name)
     for f in rows:
-        click.echo(f"{f['source']}  pk={f['pk']}  {f['error_class']}: {f['error_message']}  "
+        click.echo(f"{f['source']} ({f['watch']})  pk={f['pk']}  {f['error_class']}: {f['error_message']}  "
                    f"(attempts {f['attempts']}, {f['failed_at']:%Y-%m-%d %H:%M:%S})")
     if not rows:
         click.echo("no failures")
@@ -410,12 +430,15 @@ def failures(obj: Context, table: str | None, limit: int) -> None:
 @click.option("--chunks-per-row", default=1, type=int,
               help="For a chunked watch: chunks a row may contribute (then K is a number of chunks).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@watch_option
 @click.pass_obj
-def search_command(obj: Context, table: str, query: str, k: int, chunks_per_row: int, as_json: bool) -> None:
-    """The K rows of TABLE nearest to QUERY (embedded with the table's own embedder and query
+def search_command(obj: Context, table: str, query: str, k: int, chunks_per_row: int, as_json: bool,
+                   watch_name: str | None) -> None:
+    """The K rows of TABLE nearest to QUERY (embedded with the watch's own embedder and query
     prompt); for a chunked watch each row's nearest chunk."""
     with obj.connect() as conn:
-        hits = api.search(conn, table, query, k, settings=obj.settings, chunks_per_row=chunks_per_row)
+        hits = api.search(conn, table, query, k, settings=obj.settings, chunks_per_row=chunks_per_row,
+                          watch=watch_name)
     if as_json:
         click.echo(json.dumps([hit.__dict__ for hit in hits], ensure_ascii=False))
         return

@@ -25,7 +25,8 @@ CLAIM_WAIT = 2  # seconds a job waits when another batch is embedding its row ri
 
 
 def fetch(store: Store, settings: Settings) -> Batch:
-    """A new batch of the queue's visible jobs, with the content of the rows it claimed."""
+    """A new batch of the queue's visible jobs (of settings.watches only, when it names some), with
+    the content of the rows it claimed."""
     batch = Batch()
     with store.connection() as conn:
         jobs, malformed = store.read_jobs(conn, settings.batch_size, settings.visibility_timeout)

@@ -51,6 +51,13 @@ def _env_bool(env: dict, name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
+def parse_watches(raw: str | None) -> tuple[str, ...]:
+    """The watches a worker is limited to, from a comma-separated list of `table` (all its watches)
+    or `table.name` (one of them); empty: all. Whether they exist is the database's to say
+    (api.check_watches)."""
+    return tuple(entry.strip() for entry in (raw or "").split(",") if entry.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     """Worker and CLI settings. Environment variable names are given beside each field."""
@@ -78,6 +85,7 @@ class Settings:
     openai_tpm: int | None = None  # AUTOEMBED_OPENAI_TPM: the provider's tokens per minute, if it has a limit
     openai_max_input_tokens: int | None = None  # AUTOEMBED_OPENAI_MAX_INPUT_TOKENS: default: the model's window
     metrics_port: int | None = None  # AUTOEMBED_METRICS_PORT: Prometheus /metrics when set
+    watches: tuple[str, ...] = ()  # AUTOEMBED_WATCHES: the worker embeds only these ('table' or 'table.name'); empty: all
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":
@@ -109,6 +117,7 @@ class Settings:
             openai_tpm=_env_int(env, "AUTOEMBED_OPENAI_TPM", None),
             openai_max_input_tokens=_env_int(env, "AUTOEMBED_OPENAI_MAX_INPUT_TOKENS", None),
             metrics_port=_env_int(env, "AUTOEMBED_METRICS_PORT", None),
+            watches=parse_watches(env.get("AUTOEMBED_WATCHES")),
         )
         settings.validate()
         return settings

@@ -102,13 +102,13 @@ PAGE = """<!doctype html>
 <p id="error" class="bad"></p>
 <h2>Watched tables</h2>
 <table id="watches">
-  <thead><tr><th>table</th><th>state</th><th>rows</th><th>embedded</th><th>pending</th><th>failed</th>
+  <thead><tr><th>table</th><th>watch</th><th>state</th><th>rows</th><th>embedded</th><th>pending</th><th>failed</th>
   <th>oldest pending (s)</th><th>throughput (rows/s)</th><th>last success</th></tr></thead>
   <tbody></tbody>
 </table>
 <h2>Failures by reason</h2>
 <table id="failures">
-  <thead><tr><th>table</th><th>error class</th><th>rows</th><th>latest message</th></tr></thead>
+  <thead><tr><th>table</th><th>watch</th><th>error class</th><th>rows</th><th>latest message</th></tr></thead>
   <tbody></tbody>
 </table>
 <h2>Queue</h2>
@@ -147,11 +147,11 @@ function fill(id, items, columns, key) {
 const seconds = (v) => v === null || v === undefined ? null : Math.round(v * 10) / 10;
 
 function render(s) {
-  fill("watches", s.watches, [["source", true], ["state", true], ["rows"], ["embedded"], ["pending"], ["failed"],
+  fill("watches", s.watches, [["source", true], ["watch", true], ["state", true], ["rows"], ["embedded"], ["pending"], ["failed"],
        ["oldest_pending_age", false, seconds], ["throughput_per_second"], ["last_success_at", true]], "source_id");
   const reasons = [];
-  for (const w of s.watches) for (const r of w.failure_reasons) reasons.push({source: w.source, source_id: w.source_id, ...r});
-  fill("failures", reasons, [["source", true], ["error_class", true], ["rows"], ["latest_message", true]], "source_id");
+  for (const w of s.watches) for (const r of w.failure_reasons) reasons.push({source: w.source, watch: w.watch, source_id: w.source_id, ...r});
+  fill("failures", reasons, [["source", true], ["watch", true], ["error_class", true], ["rows"], ["latest_message", true]], "source_id");
   fill("queue", [s.queue], [["queue_name", true], ["queue_length"], ["queue_visible_length"], ["queue_rows"],
        ["oldest_msg_age_sec"]]);
   fill("capabilities", s.capabilities, [["feature", true], ["available", true, (v) => v ? "yes" : "no"],

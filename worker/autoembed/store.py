@@ -5,7 +5,7 @@ sql/queries.sql; pgmq's own operations go through pgmq-py. The stages (fetch, em
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from uuid import UUID
@@ -82,11 +82,17 @@ class Failure:
 
 
 class Store:
-    """The pipeline's database access, on connections of `pool` (autocommit)."""
+    """The pipeline's database access, on connections of `pool` (autocommit). A worker limited to
+    some watches (Settings.watches: 'table' or 'table.name' each) reads and counts only their jobs."""
 
-    def __init__(self, pool: ConnectionPool):
+    def __init__(self, pool: ConnectionPool, watches: Sequence[str] = ()):
         self.pool = pool
         self._pgmq = PGMQueue(pool=pool, init_extension=False)  # the migrations own the schema
+        self.watches: tuple[str, ...] = tuple(watches)
+
+    def _watches(self) -> list[str] | None:
+        """The watches as autoembed.watch_ids takes them (NULL: all)."""
+        return list(self.watches) or None
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
@@ -102,8 +108,10 @@ class Store:
 
     # -- reads ------------------------------------------------------------------------------------
     def sources(self, conn: psycopg.Connection) -> dict[int, Source]:
-        """All registrations, by id."""
-        return {row[0]: Source(*row) for row in conn.execute(QUERIES["sources"]).fetchall()}
+        """The registrations this store serves (all, unless limited to some watches), by id."""
+        served = conn.execute(QUERIES["watch_ids"], (list(self.watches), False)).fetchone()[0] if self.watches else None
+        return {row[0]: Source(*row) for row in conn.execute(QUERIES["sources"]).fetchall()
+                if served is None or row[0] in served}
 
     def read_jobs(self, conn: psycopg.Connection, max_rows: int,
                   visibility_timeout: int) -> tuple[list[Job], list[tuple[int, str]]]:
@@ -114,7 +122,7 @@ class Store:
         deeply must not fail the read.
         """
         jobs, malformed = [], []
-        for msg_id, read_ct, text in conn.execute(QUERIES["read_jobs"], (max_rows, visibility_timeout)):
+        for msg_id, read_ct, text in conn.execute(QUERIES["read_jobs"], (max_rows, visibility_timeout, self._watches())):
             body = decode_message(text)
             job = parse_job(msg_id, read_ct, body)
             if job is None:
@@ -141,9 +149,9 @@ class Store:
         return found
 
     def queue_depth(self, conn: psycopg.Connection, excluding: Collection[int] = ()) -> tuple[int, int]:
-        """Rows named by the queue's messages, visible or not: all of them, and those not of the
-        sources `excluding`."""
-        return conn.execute(QUERIES["queue_depth"], (list(excluding),)).fetchone()
+        """Rows named by the queue's messages, visible or not: all of them, and those of the
+        watches this store serves (all, unless limited) but not of the sources `excluding`."""
+        return conn.execute(QUERIES["queue_depth"], {"excluding": list(excluding), "watches": self._watches()}).fetchone()
 
     def table_exists(self, conn: psycopg.Connection, source_id: int) -> bool:
         """Whether the table of a source is still there (not dropped)."""

@@ -54,7 +54,7 @@ class Worker:
         self.embedders = embedders or EmbedderCache(settings)
         self.breakers = Breakers(settings.backoff_base, settings.backoff_max)
         self.pool = worker_pool(dsn)
-        self.store = Store(self.pool)
+        self.store = Store(self.pool, settings.watches)
         self.listener = Listener(dsn, on_connection_lost=self._drop_broken_connections) if settings.listen else None
         self._db_threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="autoembed-db")
         self._stopping = False

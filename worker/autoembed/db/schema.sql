@@ -50,15 +50,15 @@ CREATE TYPE autoembed.search_hit AS (
 
 
 --
--- Name: backfill(regclass, boolean, integer); Type: FUNCTION; Schema: autoembed; Owner: -
+-- Name: backfill(regclass, boolean, integer, text); Type: FUNCTION; Schema: autoembed; Owner: -
 --
 
-CREATE FUNCTION autoembed.backfill(source regclass, only_missing boolean DEFAULT true, chunk_size integer DEFAULT 10000) RETURNS bigint
+CREATE FUNCTION autoembed.backfill(source regclass, only_missing boolean DEFAULT true, chunk_size integer DEFAULT 10000, watch text DEFAULT NULL::text) RETURNS bigint
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 declare
-    src autoembed.sources := autoembed.current_names(autoembed.source_by_table(source));
+    src autoembed.sources := autoembed.current_names(autoembed.source_by_table(source, watch));
     pk_type text := autoembed.key_type(src);
     keys text[];
     last_key text;
@@ -86,10 +86,10 @@ $_$;
 
 
 --
--- Name: FUNCTION backfill(source regclass, only_missing boolean, chunk_size integer); Type: COMMENT; Schema: autoembed; Owner: -
+-- Name: FUNCTION backfill(source regclass, only_missing boolean, chunk_size integer, watch text); Type: COMMENT; Schema: autoembed; Owner: -
 --
 
-COMMENT ON FUNCTION autoembed.backfill(source regclass, only_missing boolean, chunk_size integer) IS 'Enqueue existing rows (by default only those without an embedding).';
+COMMENT ON FUNCTION autoembed.backfill(source regclass, only_missing boolean, chunk_size integer, watch text) IS 'Enqueue existing rows (by default only those without an embedding) of a table''s watch.';
 
 
 --
@@ -273,13 +273,15 @@ CREATE TABLE autoembed.sources (
     passage_prompt text DEFAULT ''::text NOT NULL,
     problem text,
     problem_at timestamp with time zone,
+    name text NOT NULL,
     CONSTRAINT sources_check CHECK (((content_column IS NULL) <> (content_function IS NULL))),
     CONSTRAINT sources_chunk_overlap_check CHECK ((chunk_overlap >= 0)),
     CONSTRAINT sources_chunk_tokens_check CHECK ((chunk_tokens > 0)),
     CONSTRAINT sources_dimensions_check CHECK ((dimensions > 0)),
     CONSTRAINT sources_distance_check CHECK ((distance = ANY (ARRAY['cosine'::text, 'l2'::text, 'inner_product'::text]))),
     CONSTRAINT sources_max_attempts_check CHECK ((max_attempts >= 1)),
-    CONSTRAINT sources_model_check CHECK ((model <> ''::text))
+    CONSTRAINT sources_model_check CHECK ((model <> ''::text)),
+    CONSTRAINT sources_name_check CHECK ((btrim(name) <> ''::text))
 );
 
 
@@ -347,6 +349,13 @@ COMMENT ON COLUMN autoembed.sources.problem_at IS 'When the worker reported `pro
 
 
 --
+-- Name: COLUMN sources.name; Type: COMMENT; Schema: autoembed; Owner: -
+--
+
+COMMENT ON COLUMN autoembed.sources.name IS 'The watch''s name, unique per table (by default its embedding column''s).';
+
+
+--
 -- Name: chunk_opclass(autoembed.sources); Type: FUNCTION; Schema: autoembed; Owner: -
 --
 
@@ -366,18 +375,18 @@ $$;
 
 
 --
--- Name: chunks_of(regclass); Type: FUNCTION; Schema: autoembed; Owner: -
+-- Name: chunks_of(regclass, text); Type: FUNCTION; Schema: autoembed; Owner: -
 --
 
-CREATE FUNCTION autoembed.chunks_of(source regclass) RETURNS TABLE(pk text, chunk_position integer, start_char integer, end_char integer, chunk text)
+CREATE FUNCTION autoembed.chunks_of(source regclass, watch text DEFAULT NULL::text) RETURNS TABLE(pk text, chunk_position integer, start_char integer, end_char integer, chunk text)
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-    src autoembed.sources := autoembed.source_by_table(source);
+    src autoembed.sources := autoembed.source_by_table(source, watch);
 begin
     if src.chunk_table is null then
-        raise exception 'autoembed.chunks_of: % is not watched with chunks', source
+        raise exception 'autoembed.chunks_of: the watch % of % is not watched with chunks', quote_literal(src.name), source
             using hint = 'Watch it with chunks => true.';
     end if;
     return query execute format(
@@ -388,10 +397,10 @@ $$;
 
 
 --
--- Name: FUNCTION chunks_of(source regclass); Type: COMMENT; Schema: autoembed; Owner: -
+-- Name: FUNCTION chunks_of(source regclass, watch text); Type: COMMENT; Schema: autoembed; Owner: -
 --
 
-COMMENT ON FUNCTION autoembed.chunks_of(source regclass) IS 'The chunks of a chunked watch''s rows, in order, with their offsets in the row''s content. Respects RLS.';
+COMMENT ON FUNCTION autoembed.chunks_of(source regclass, watch text) IS 'The chunks of a chunked watch''s rows, in order, with their offsets in the row''s content. Respects RLS.';
 
 
 --
@@ -528,18 +537,18 @@ $_$;
 
 
 --
--- Name: drop_chunk_triggers(regclass); Type: FUNCTION; Schema: autoembed; Owner: -
+-- Name: drop_chunk_triggers(autoembed.sources); Type: FUNCTION; Schema: autoembed; Owner: -
 --
 
-CREATE FUNCTION autoembed.drop_chunk_triggers(source regclass) RETURNS void
+CREATE FUNCTION autoembed.drop_chunk_triggers(src autoembed.sources) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-    trigger_name text;
+    installed record;
 begin
-    foreach trigger_name in array array['autoembed_chunks_delete', 'autoembed_chunks_truncate', 'autoembed_chunks_key'] loop
-        execute format('drop trigger if exists %I on %s', trigger_name, source);
+    for installed in select * from autoembed.source_triggers(src, array['forget_chunks']) loop
+        execute format('drop trigger %I on %s', installed.trigger_name, installed.rel);
     end loop;
 end
 $$;
@@ -557,7 +566,7 @@ declare
     chunks regclass := (select c.oid from pg_class c where c.oid = src.chunk_table);
 begin
     if exists (select from pg_class c where c.oid = src.source) then
-        perform autoembed.drop_chunk_triggers(src.source);
+        perform autoembed.drop_chunk_triggers(src);
     end if;
     if chunks is not null then
         execute format('drop table %s', chunks);
@@ -568,17 +577,17 @@ $$;
 
 
 --
--- Name: drop_triggers(regclass); Type: FUNCTION; Schema: autoembed; Owner: -
+-- Name: drop_triggers(autoembed.sources); Type: FUNCTION; Schema: autoembed; Owner: -
 --
 
-CREATE FUNCTION autoembed.drop_triggers(source regclass) RETURNS void
+CREATE FUNCTION autoembed.drop_triggers(src autoembed.sources) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     installed record;
 begin
-    for installed in select * from autoembed.installed_triggers(source) loop
+    for installed in select * from autoembed.installed_triggers(src) loop
         execute format('drop trigger %I on %s', installed.trigger_name, installed.rel);
     end loop;
 end
@@ -689,7 +698,7 @@ CREATE FUNCTION autoembed.install_triggers(src autoembed.sources) RETURNS void
 declare
     spec record;
 begin
-    perform autoembed.drop_triggers(src.source);
+    perform autoembed.drop_triggers(src);
     for spec in select * from autoembed.trigger_specs(src) loop
         execute spec.ddl;
     end loop;
@@ -698,18 +707,14 @@ $$;
 
 
 --
--- Name: installed_triggers(regclass); Type: FUNCTION; Schema: autoembed; Owner: -
+-- Name: installed_triggers(autoembed.sources); Type: FUNCTION; Schema: autoembed; Owner: -
 --
 
-CREATE FUNCTION autoembed.installed_triggers(source regclass) RETURNS TABLE(rel regclass, trigger_name name, function_name text, args bytea, definition text)
+CREATE FUNCTION autoembed.installed_triggers(src autoembed.sources) RETURNS TABLE(rel regclass, trigger_name name, function_name text, args bytea, definition text)
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    select t.tgrelid::regclass, t.tgname, p.proname::text, t.tgargs, pg_get_triggerdef(t.oid)
-    from pg_trigger t join pg_proc p on p.oid = t.tgfoid
-    where t.tgrelid in (select autoembed.source_tables(source)) and t.tgparentid = 0
-      and p.pronamespace = 'autoembed'::regnamespace
-      and p.proname in ('mark_content_changed', 'on_write', 'on_truncate', 'note_statement')
+    select * from autoembed.source_triggers(src, array['mark_content_changed', 'on_write', 'on_truncate', 'note_statement'])
 $$;
 
 
@@ -944,7 +949,7 @@ begin
     src := autoembed.current_names(registered);
     query := format(
         'select t.%1$I::text, c.content, md5(c.content)::uuid,
-                (t.%2$I is not null and s.content_hash is not distinct from md5(c.content)::uuid), null::text, null::text
+                coalesce(t.%2$I is not null and s.content_hash = md5(c.content)::uuid, false), null::text, null::text
          from %3$s t
          cross join lateral (select %4$s as content) c
          left join autoembed.row_state s on s.source_id = $1 and s.pk = t.%1$I::text
@@ -1329,10 +1334,10 @@ $$;
 
 
 --
--- Name: read_jobs(integer, integer); Type: FUNCTION; Schema: autoembed; Owner: -
+-- Name: read_jobs(integer, integer, integer[]); Type: FUNCTION; Schema: autoembed; Owner: -
 --
 
-CREATE FUNCTION autoembed.read_jobs(max_rows integer, vt_seconds integer) RETURNS TABLE(msg_id bigint, read_ct integer, message jsonb)
+CREATE FUNCTION autoembed.read_jobs(max_rows integer, vt_seconds integer, only_sources integer[] DEFAULT NULL::integer[]) RETURNS TABLE(msg_id bigint, read_ct integer, message jsonb)
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -1341,6 +1346,7 @@ declare
         select q.msg_id, autoembed.job_size(q.message) as n
         from pgmq.q_autoembed_jobs q
         where q.vt <= clock_timestamp()
+          and (only_sources is null or autoembed.job_source(q.message) = any (only_sources))
         order by q.msg_id
         for update skip locked;
     job record;
@@ -1434,6 +1440,28 @@ $_$;
 
 
 --
+-- Name: refresh_neighbours(autoembed.sources); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.refresh_neighbours(src autoembed.sources) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    other autoembed.sources;
+begin
+    for other in select s.* from autoembed.sources s where s.source = src.source and s.id <> src.id order by s.id loop
+        begin
+            perform autoembed.refresh_triggers(other);
+        exception when undefined_column or undefined_table or undefined_function then
+            raise warning 'autoembed: the triggers of source % (%) were not refreshed: %', other.id, other.table_name, sqlerrm;
+        end;
+    end loop;
+end
+$$;
+
+
+--
 -- Name: refresh_triggers(autoembed.sources); Type: FUNCTION; Schema: autoembed; Owner: -
 --
 
@@ -1445,7 +1473,7 @@ begin
     if exists (with wanted as (select s.rel, s.trigger_name, s.function_name, autoembed.trigger_args(s.args) as args,
                                       s.literals
                                from autoembed.trigger_specs(src) s),
-                    present as (select * from autoembed.installed_triggers(src.source)),
+                    present as (select * from autoembed.installed_triggers(src)),
                     matched as (select w.rel, w.trigger_name, w.function_name, w.args
                                 from wanted w join present p using (rel, trigger_name, function_name, args)
                                 where w.literals is null
@@ -1617,17 +1645,20 @@ $$;
 
 
 --
--- Name: retry_failures(regclass); Type: FUNCTION; Schema: autoembed; Owner: -
+-- Name: retry_failures(regclass, text); Type: FUNCTION; Schema: autoembed; Owner: -
 --
 
-CREATE FUNCTION autoembed.retry_failures(source regclass DEFAULT NULL::regclass) RETURNS bigint
+CREATE FUNCTION autoembed.retry_failures(source regclass DEFAULT NULL::regclass, watch text DEFAULT NULL::text) RETURNS bigint
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-    only_source int := case when source is null then null else (autoembed.source_by_table(source)).id end;
+    only_source int := case when source is null then null else (autoembed.source_by_table(source, watch)).id end;
     retried bigint;
 begin
+    if source is null and watch is not null then
+        raise exception 'autoembed.retry_failures: a watch is named with its table: retry_failures(''<table>'', watch => %L)', watch;
+    end if;
     with gone as (
         delete from autoembed.failures f
         where only_source is null or f.source_id = only_source
@@ -1641,10 +1672,10 @@ $$;
 
 
 --
--- Name: FUNCTION retry_failures(source regclass); Type: COMMENT; Schema: autoembed; Owner: -
+-- Name: FUNCTION retry_failures(source regclass, watch text); Type: COMMENT; Schema: autoembed; Owner: -
 --
 
-COMMENT ON FUNCTION autoembed.retry_failures(source regclass) IS 'Re-enqueue failed rows (of one table, or all) and clear their failure records.';
+COMMENT ON FUNCTION autoembed.retry_failures(source regclass, watch text) IS 'Re-enqueue failed rows (of one table''s watch, or all) and clear their failure records.';
 
 
 --
@@ -1686,7 +1717,9 @@ begin
                left join autoembed.row_state s on s.source_id = $4 and s.pk = n.k::text
                offset 0) c',
         src.pk_column, as_source_row, src.embedding_column, new_rows, old_rows,
-        jsonb_build_object(src.embedding_column, null), autoembed.content_call(src, 'n.r'),
+        (select jsonb_object_agg(a.attname, null) from pg_attribute a
+         where a.attrelid = src.source and a.attnum = any (autoembed.vector_attnums(src))),
+        autoembed.content_call(src, 'n.r'),
         autoembed.content_call(src, 'o.r'));
 end
 $_$;
@@ -1729,15 +1762,15 @@ COMMENT ON FUNCTION autoembed.schedule_drain_requests(target text, every text) I
 
 
 --
--- Name: search(regclass, public.vector, integer, integer); Type: FUNCTION; Schema: autoembed; Owner: -
+-- Name: search(regclass, public.vector, integer, integer, text); Type: FUNCTION; Schema: autoembed; Owner: -
 --
 
-CREATE FUNCTION autoembed.search(source regclass, query public.vector, k integer DEFAULT 5, chunks_per_row integer DEFAULT 1) RETURNS TABLE(pk text, content text, distance double precision, chunk text, chunk_position integer)
+CREATE FUNCTION autoembed.search(source regclass, query public.vector, k integer DEFAULT 5, chunks_per_row integer DEFAULT 1, watch text DEFAULT NULL::text) RETURNS TABLE(pk text, content text, distance double precision, chunk text, chunk_position integer)
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 declare
-    src autoembed.sources := autoembed.current_names(autoembed.source_by_table(source));
+    src autoembed.sources := autoembed.current_names(autoembed.source_by_table(source, watch));
     col_type text;
     op text;
     candidates int;
@@ -1814,30 +1847,30 @@ $_$;
 
 
 --
--- Name: FUNCTION search(source regclass, query public.vector, k integer, chunks_per_row integer); Type: COMMENT; Schema: autoembed; Owner: -
+-- Name: FUNCTION search(source regclass, query public.vector, k integer, chunks_per_row integer, watch text); Type: COMMENT; Schema: autoembed; Owner: -
 --
 
-COMMENT ON FUNCTION autoembed.search(source regclass, query public.vector, k integer, chunks_per_row integer) IS 'The k rows nearest to a query vector by the table''s distance; for a chunked watch each with its nearest chunk (or up to chunks_per_row of them). Respects RLS.';
+COMMENT ON FUNCTION autoembed.search(source regclass, query public.vector, k integer, chunks_per_row integer, watch text) IS 'The k rows nearest to a query vector by the table''s distance; for a chunked watch each with its nearest chunk (or up to chunks_per_row of them). Respects RLS.';
 
 
 --
--- Name: search_settings(regclass); Type: FUNCTION; Schema: autoembed; Owner: -
+-- Name: search_settings(regclass, text); Type: FUNCTION; Schema: autoembed; Owner: -
 --
 
-CREATE FUNCTION autoembed.search_settings(source regclass) RETURNS TABLE(embedder text, model text, dimensions integer, query_prompt text, chunked boolean)
+CREATE FUNCTION autoembed.search_settings(source regclass, watch text DEFAULT NULL::text) RETURNS TABLE(embedder text, model text, dimensions integer, query_prompt text, chunked boolean)
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     select s.embedder, s.model, s.dimensions, s.query_prompt, s.chunk_table is not null
-    from autoembed.sources s where s.source = search_settings.source
+    from autoembed.source_by_table(search_settings.source, search_settings.watch) s
 $$;
 
 
 --
--- Name: FUNCTION search_settings(source regclass); Type: COMMENT; Schema: autoembed; Owner: -
+-- Name: FUNCTION search_settings(source regclass, watch text); Type: COMMENT; Schema: autoembed; Owner: -
 --
 
-COMMENT ON FUNCTION autoembed.search_settings(source regclass) IS 'How to embed a query for autoembed.search on this table: embedder, model, dimensions and the query prompt.';
+COMMENT ON FUNCTION autoembed.search_settings(source regclass, watch text) IS 'How to embed a query for autoembed.search on this table: embedder, model, dimensions and the query prompt.';
 
 
 --
@@ -1938,17 +1971,17 @@ begin
     elsif chunk_index = 'none' then
         execute format('drop index if exists autoembed.%I', index_name);
     end if;
-    perform autoembed.drop_chunk_triggers(src.source);
+    perform autoembed.drop_chunk_triggers(src);
     execute format(
-        'create trigger autoembed_chunks_delete after delete on %s referencing old table as autoembed_old
-         for each statement execute function autoembed.forget_chunks(%s)', src.source, src.id);
+        'create trigger %I after delete on %s referencing old table as autoembed_old
+         for each statement execute function autoembed.forget_chunks(%s)', 'autoembed_chunks_delete_' || src.id, src.source, src.id);
     execute format(
-        'create trigger autoembed_chunks_truncate after truncate on %s for each statement
-         execute function autoembed.forget_chunks(%s)', src.source, src.id);
+        'create trigger %I after truncate on %s for each statement
+         execute function autoembed.forget_chunks(%s)', 'autoembed_chunks_truncate_' || src.id, src.source, src.id);
     execute format(
-        'create trigger autoembed_chunks_key after update on %s for each row
-         when (old.%2$I is distinct from new.%2$I) execute function autoembed.forget_chunks(%3$s)',
-        src.source, src.pk_column, src.id);
+        'create trigger %1$I after update on %2$s for each row
+         when (old.%3$I is distinct from new.%3$I) execute function autoembed.forget_chunks(%4$s)',
+        'autoembed_chunks_key_' || src.id, src.source, src.pk_column, src.id);
     update autoembed.sources s set chunk_table = chunk_rel where s.id = src.id returning * into src_now;
     return src_now;
 end
@@ -1956,23 +1989,38 @@ $_$;
 
 
 --
--- Name: source_by_table(regclass); Type: FUNCTION; Schema: autoembed; Owner: -
+-- Name: source_by_table(regclass, text); Type: FUNCTION; Schema: autoembed; Owner: -
 --
 
-CREATE FUNCTION autoembed.source_by_table(source regclass) RETURNS autoembed.sources
+CREATE FUNCTION autoembed.source_by_table(source regclass, watch text DEFAULT NULL::text) RETURNS autoembed.sources
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     src autoembed.sources;
+    names text;
+    how_many int;
 begin
     if source is null then
         raise exception 'autoembed: source table must not be NULL';
     end if;
-    select * into src from autoembed.sources s where s.source = source_by_table.source;
-    if not found then
+    select count(*), string_agg(quote_literal(s.name), ', ' order by s.name) into how_many, names
+    from autoembed.sources s where s.source = source_by_table.source;
+    if how_many = 0 then
         raise exception 'autoembed: table % is not watched', source
             using hint = 'Register it with autoembed.watch(...).';
+    end if;
+    if source_by_table.watch is not null then
+        select * into src from autoembed.sources s where s.source = source_by_table.source and s.name = source_by_table.watch;
+        if not found then
+            raise exception 'autoembed: table % has no watch named %: its watches are %', source,
+                quote_literal(source_by_table.watch), names;
+        end if;
+    elsif how_many > 1 then
+        raise exception 'autoembed: table % has % watches (%): say which one', source, how_many, names
+            using hint = 'Pass watch => ''<name>'' (CLI: --watch NAME).';
+    else
+        select * into src from autoembed.sources s where s.source = source_by_table.source;
     end if;
     return src;
 end
@@ -1983,7 +2031,7 @@ $$;
 -- Name: source_status(); Type: FUNCTION; Schema: autoembed; Owner: -
 --
 
-CREATE FUNCTION autoembed.source_status() RETURNS TABLE(source_id integer, source text, state text, embedder text, model text, rows bigint, embedded bigint, pending bigint, failed bigint, unaccounted bigint, oldest_pending_age interval, last_success_at timestamp with time zone)
+CREATE FUNCTION autoembed.source_status() RETURNS TABLE(source_id integer, source text, watch text, state text, embedder text, model text, rows bigint, embedded bigint, pending bigint, failed bigint, unaccounted bigint, oldest_pending_age interval, last_success_at timestamp with time zone)
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
@@ -1993,6 +2041,7 @@ declare
 begin
     for src in select * from autoembed.sources order by id loop
         source_id := src.id;
+        watch := src.name;
         embedder := src.embedder;
         model := src.model;
         last_success_at := src.last_success_at;
@@ -2044,6 +2093,24 @@ CREATE FUNCTION autoembed.source_tables(source regclass) RETURNS SETOF regclass
     union
     select t.relid from pg_partition_tree(source) t join pg_class c on c.oid = t.relid
     where t.level > 0 and c.relkind in ('r', 'p')
+$$;
+
+
+--
+-- Name: source_triggers(autoembed.sources, text[]); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.source_triggers(src autoembed.sources, functions text[]) RETURNS TABLE(rel regclass, trigger_name name, function_name text, args bytea, definition text)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select t.tgrelid::regclass, t.tgname, p.proname::text, t.tgargs, pg_get_triggerdef(t.oid)
+    from pg_trigger t join pg_proc p on p.oid = t.tgfoid
+    where t.tgrelid in (select autoembed.source_tables(src.source)) and t.tgparentid = 0
+      and p.pronamespace = 'autoembed'::regnamespace and p.proname = any (functions)
+      and (t.tgargs = autoembed.trigger_args(array[src.id::text])
+           or not exists (select from autoembed.sources s
+                          where s.source = src.source and t.tgargs = autoembed.trigger_args(array[s.id::text])))
 $$;
 
 
@@ -2144,11 +2211,11 @@ begin
     src := autoembed.current_names(src);
     mask := (select coalesce(jsonb_object_agg(a.attname, null), '{}') from pg_attribute a
              where a.attrelid = src.source and a.attnum > 0 and not a.attisdropped
-               and case when src.content_column is null then a.attname = src.embedding_column
+               and case when src.content_column is null then a.attnum = any (autoembed.vector_attnums(src))
                         else a.attname <> all (array[src.pk_column, src.content_column]) end);
     vector_mask := jsonb_build_object(src.embedding_column, null);
     rel := src.source;
-    trigger_name := 'autoembed_mark_changed';
+    trigger_name := 'autoembed_mark_changed_' || id;
     function_name := 'mark_content_changed';
     args := array[id];
     literals := array[quote_literal(mask::text), quote_literal(vector_mask::text)];
@@ -2161,47 +2228,47 @@ begin
     return next;
     literals := null;
     for rel in select autoembed.source_tables(src.source) loop
-        trigger_name := 'autoembed_enqueue_insert';
+        trigger_name := 'autoembed_enqueue_insert_' || id;
         function_name := 'on_write';
         args := array[id];
         ddl := format('create trigger %I after insert on %s referencing new table as autoembed_new
                        for each statement execute function autoembed.on_write(%L)', trigger_name, rel, id);
         return next;
-        trigger_name := 'autoembed_enqueue_update';
+        trigger_name := 'autoembed_enqueue_update_' || id;
         ddl := format('create trigger %I after update on %s
                        referencing old table as autoembed_old new table as autoembed_new
                        for each statement execute function autoembed.on_write(%L)', trigger_name, rel, id);
         return next;
-        trigger_name := 'autoembed_forget_delete';
+        trigger_name := 'autoembed_forget_delete_' || id;
         ddl := format('create trigger %I after delete on %s referencing old table as autoembed_old
                        for each statement execute function autoembed.on_write(%L)', trigger_name, rel, id);
         return next;
-        trigger_name := 'autoembed_forget_truncate';
+        trigger_name := 'autoembed_forget_truncate_' || id;
         function_name := 'on_truncate';
         ddl := format('create trigger %I before truncate on %s for each statement
                        execute function autoembed.on_truncate(%L)', trigger_name, rel, id);
         return next;
         continue when not partitioned;
         function_name := 'note_statement';
-        trigger_name := 'autoembed_statement_begin';
+        trigger_name := 'autoembed_statement_begin_' || id;
         ddl := format('create trigger %I before insert or update or delete on %s for each statement
                        execute function autoembed.note_statement(%L)', trigger_name, rel, id);
         return next;
-        trigger_name := 'autoembed_statement_end';
+        trigger_name := 'autoembed_statement_end_' || id;
         ddl := format('create trigger %I after insert or update or delete on %s for each statement
                        execute function autoembed.note_statement(%L)', trigger_name, rel, id);
         return next;
     end loop;
     if partitioned then
         rel := src.source;
-        trigger_name := 'autoembed_mark_moved';
+        trigger_name := 'autoembed_mark_moved_' || id;
         function_name := 'mark_content_changed';
         args := array[id];
         ddl := format('create trigger %I after delete on %s for each row
                        when (pg_catalog.current_setting(%L, true) = pg_catalog.pg_trigger_depth()::text)
                        execute function autoembed.mark_content_changed(%L)', trigger_name, rel, 'autoembed.moving_' || id, id);
         return next;
-        trigger_name := 'autoembed_partition_rows';
+        trigger_name := 'autoembed_partition_rows_' || id;
         function_name := 'on_write';
         args := array[id];
         ddl := format('create trigger %I after insert or update or delete on %s for each row
@@ -2235,25 +2302,10 @@ $_$;
 --
 
 CREATE FUNCTION autoembed.unwatch(source regclass) RETURNS text
-    LANGUAGE plpgsql
+    LANGUAGE sql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-declare
-    src autoembed.sources := autoembed.source_by_table(source);
-    chunks text := src.chunk_table::text;  -- its name, before the table goes
-    queued bigint;
-    failed bigint;
-begin
-    perform autoembed.drop_triggers(src.source);
-    perform autoembed.drop_chunks(src);
-    with gone as (delete from pgmq.q_autoembed_jobs q where q.message ->> 'source_id' = src.id::text returning q.message)
-    select coalesce(sum(autoembed.job_size(gone.message)), 0) into queued from gone;
-    select count(*) into failed from autoembed.failures f where f.source_id = src.id;
-    delete from autoembed.sources where id = src.id;  -- its failure records and row hashes go with it
-    return format('%s is no longer watched: %s queued row(s) and %s failure record(s) dropped; %s', src.source,
-                  queued, failed, case when chunks is null then format('the vectors in column %I stay', src.embedding_column)
-                                       else format('its chunk table %s was dropped', chunks) end);
-end
+    select autoembed.unwatch(source, null)
 $$;
 
 
@@ -2261,7 +2313,45 @@ $$;
 -- Name: FUNCTION unwatch(source regclass); Type: COMMENT; Schema: autoembed; Owner: -
 --
 
-COMMENT ON FUNCTION autoembed.unwatch(source regclass) IS 'Stop watching a table; stored vectors stay, its chunk table and pending jobs are dropped. Says what it dropped.';
+COMMENT ON FUNCTION autoembed.unwatch(source regclass) IS 'Stop watching a table watched once (else name the watch: unwatch(table, watch => name)); stored vectors stay, its chunk table and pending jobs are dropped. Says what it dropped.';
+
+
+--
+-- Name: unwatch(regclass, text); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.unwatch(source regclass, watch text) RETURNS text
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    src autoembed.sources := autoembed.source_by_table(source, watch);
+    chunks text := src.chunk_table::text;  -- its name, before the table goes
+    queued bigint;
+    failed bigint;
+    what text;
+begin
+    perform autoembed.drop_triggers(src);
+    perform autoembed.drop_chunks(src);
+    with gone as (delete from pgmq.q_autoembed_jobs q where q.message ->> 'source_id' = src.id::text returning q.message)
+    select coalesce(sum(autoembed.job_size(gone.message)), 0) into queued from gone;
+    select count(*) into failed from autoembed.failures f where f.source_id = src.id;
+    delete from autoembed.sources where id = src.id;  -- its failure records and row hashes go with it
+    what := case when exists (select from autoembed.sources s where s.source = src.source)
+                 then format('the watch %L of %s', src.name, src.source) else src.source::text end;
+    perform autoembed.refresh_neighbours(src);
+    return format('%s is no longer watched: %s queued row(s) and %s failure record(s) dropped; %s', what,
+                  queued, failed, case when chunks is null then format('the vectors in column %I stay', src.embedding_column)
+                                       else format('its chunk table %s was dropped', chunks) end);
+end
+$$;
+
+
+--
+-- Name: FUNCTION unwatch(source regclass, watch text); Type: COMMENT; Schema: autoembed; Owner: -
+--
+
+COMMENT ON FUNCTION autoembed.unwatch(source regclass, watch text) IS 'Stop watching one of a table''s watches, by name (NULL: its only one); stored vectors stay, its chunk table and pending jobs are dropped. Says what it dropped.';
 
 
 --
@@ -2275,6 +2365,20 @@ CREATE FUNCTION autoembed.vault_available() RETURNS boolean
     select to_regclass('vault.decrypted_secrets') is not null
        and (select count(distinct p.proname) = 2 from pg_proc p
             where p.pronamespace = to_regnamespace('vault') and p.proname in ('create_secret', 'update_secret'))
+$$;
+
+
+--
+-- Name: vector_attnums(autoembed.sources); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.vector_attnums(src autoembed.sources) RETURNS smallint[]
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select array_agg(distinct a) from (select src.embedding_attnum
+                                       union all
+                                       select s.embedding_attnum from autoembed.sources s where s.source = src.source) v(a)
 $$;
 
 
@@ -2296,10 +2400,10 @@ $$;
 
 
 --
--- Name: watch(regclass, text, name, text, text, text, integer, boolean, boolean, boolean, integer, integer, text, text, text); Type: FUNCTION; Schema: autoembed; Owner: -
+-- Name: watch(regclass, text, name, text, text, text, integer, boolean, boolean, boolean, integer, integer, text, text, text, text); Type: FUNCTION; Schema: autoembed; Owner: -
 --
 
-CREATE FUNCTION autoembed.watch(source regclass, content text, embedding_column name DEFAULT 'embedding'::name, embedder text DEFAULT 'local'::text, model text DEFAULT 'sentence-transformers/all-MiniLM-L6-v2'::text, distance text DEFAULT 'cosine'::text, max_attempts integer DEFAULT 5, clear_on_change boolean DEFAULT true, backfill boolean DEFAULT true, chunks boolean DEFAULT false, chunk_tokens integer DEFAULT NULL::integer, chunk_overlap integer DEFAULT NULL::integer, chunk_index text DEFAULT 'hnsw'::text, query_prompt text DEFAULT NULL::text, passage_prompt text DEFAULT NULL::text) RETURNS integer
+CREATE FUNCTION autoembed.watch(source regclass, content text, embedding_column name DEFAULT 'embedding'::name, embedder text DEFAULT 'local'::text, model text DEFAULT 'sentence-transformers/all-MiniLM-L6-v2'::text, distance text DEFAULT 'cosine'::text, max_attempts integer DEFAULT 5, clear_on_change boolean DEFAULT true, backfill boolean DEFAULT true, chunks boolean DEFAULT false, chunk_tokens integer DEFAULT NULL::integer, chunk_overlap integer DEFAULT NULL::integer, chunk_index text DEFAULT 'hnsw'::text, query_prompt text DEFAULT NULL::text, passage_prompt text DEFAULT NULL::text, name text DEFAULT NULL::text) RETURNS integer
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
@@ -2313,9 +2417,14 @@ declare
     prompts record;
     previous autoembed.sources;
     src autoembed.sources;
+    watch_name constant text := coalesce(watch.name, watch.embedding_column);
+    sharing text;
 begin
     if source is null then
         raise exception 'autoembed.watch: source table must not be NULL';
+    end if;
+    if btrim(watch_name) = '' then
+        raise exception 'autoembed.watch: name must not be empty';
     end if;
     select * into rel from pg_class where oid = source;
     if rel.relkind not in ('r', 'p') then
@@ -2387,17 +2496,27 @@ begin
     perform autoembed.check_chunk_options(chunks, chunk_tokens, chunk_overlap, chunk_index);
     prompts := autoembed.resolve_prompts(embedder, model, query_prompt, passage_prompt);
 
-    select * into previous from autoembed.sources s where s.source = watch.source for update;  -- see write_embeddings
-    insert into autoembed.sources as s (source, table_name, pk_column, content_column, content_function,
+    -- each watch of a table fills its own vector column (and, chunked, its own chunk table)
+    select s.name into sharing from autoembed.sources s
+    where s.source = watch.source and s.embedding_attnum = emb.attnum and s.name <> watch_name;
+    if found then
+        raise exception 'autoembed.watch: column %.% is already the embedding column of the watch % of this table',
+            source, quote_ident(embedding_column), quote_literal(sharing)
+            using hint = format('Give this watch a vector column of its own, or change that watch: autoembed.watch(..., name => %L).', sharing);
+    end if;
+
+    select * into previous from autoembed.sources s
+    where s.source = watch.source and s.name = watch_name for update;  -- see write_embeddings
+    insert into autoembed.sources as s (source, name, table_name, pk_column, content_column, content_function,
                                         embedding_column, pk_attnum, content_attnum, embedding_attnum,
                                         dimensions, embedder, model, distance, max_attempts, clear_on_change,
                                         chunk_tokens, chunk_overlap, query_prompt, passage_prompt)
-    values (source, source::text, pk_cols[1], resolved.content_column, resolved.content_function,
+    values (source, watch_name, source::text, pk_cols[1], resolved.content_column, resolved.content_function,
             embedding_column, pk_attnums[1],
             (select a.attnum from pg_attribute a where a.attrelid = source and a.attname = resolved.content_column),
             emb.attnum, emb.atttypmod, embedder, model, distance, max_attempts, coalesce(clear_on_change, true),
             watch.chunk_tokens, watch.chunk_overlap, prompts.query_prompt, prompts.passage_prompt)
-    on conflict on constraint sources_source_key do update
+    on conflict on constraint sources_source_name_key do update
     set table_name = excluded.table_name, pk_column = excluded.pk_column,
         content_column = excluded.content_column, content_function = excluded.content_function,
         embedding_column = excluded.embedding_column, pk_attnum = excluded.pk_attnum,
@@ -2411,6 +2530,7 @@ begin
     returning * into src;
 
     perform autoembed.install_triggers(src);
+    perform autoembed.refresh_neighbours(src);
     src := autoembed.setup_chunks(src, previous, chunks, chunk_index);
 
     -- A different content, column, model, passage prompt or chunking makes every stored vector
@@ -2422,13 +2542,13 @@ begin
                           src.passage_prompt, src.chunk_table is not null, src.chunk_tokens, src.chunk_overlap) then
         delete from autoembed.row_state where source_id = src.id;
         if coalesce(backfill, true) then
-            perform autoembed.backfill(source, only_missing => false);
+            perform autoembed.backfill(source, only_missing => false, watch => src.name);
         end if;
     elsif coalesce(backfill, true) then
         -- a new registration vouches for no stored vector (one left from an earlier watch may
         -- describe content changed since): every row is embedded (the worker writes only vectors
         -- that differ); a registration kept keeps its row_state
-        perform autoembed.backfill(source, only_missing => previous.id is not null);
+        perform autoembed.backfill(source, only_missing => previous.id is not null, watch => src.name);
     end if;
     return src.id;
 end
@@ -2436,10 +2556,55 @@ $$;
 
 
 --
--- Name: FUNCTION watch(source regclass, content text, embedding_column name, embedder text, model text, distance text, max_attempts integer, clear_on_change boolean, backfill boolean, chunks boolean, chunk_tokens integer, chunk_overlap integer, chunk_index text, query_prompt text, passage_prompt text); Type: COMMENT; Schema: autoembed; Owner: -
+-- Name: FUNCTION watch(source regclass, content text, embedding_column name, embedder text, model text, distance text, max_attempts integer, clear_on_change boolean, backfill boolean, chunks boolean, chunk_tokens integer, chunk_overlap integer, chunk_index text, query_prompt text, passage_prompt text, name text); Type: COMMENT; Schema: autoembed; Owner: -
 --
 
-COMMENT ON FUNCTION autoembed.watch(source regclass, content text, embedding_column name, embedder text, model text, distance text, max_attempts integer, clear_on_change boolean, backfill boolean, chunks boolean, chunk_tokens integer, chunk_overlap integer, chunk_index text, query_prompt text, passage_prompt text) IS 'Watch a table: every insert or content change enqueues an embedding job. content is a column or a function taking the table''s row and returning text: schema.name, or an unqualified name looked up in the table''s schema, then in public.';
+COMMENT ON FUNCTION autoembed.watch(source regclass, content text, embedding_column name, embedder text, model text, distance text, max_attempts integer, clear_on_change boolean, backfill boolean, chunks boolean, chunk_tokens integer, chunk_overlap integer, chunk_index text, query_prompt text, passage_prompt text, name text) IS 'Watch a table: every insert or content change enqueues an embedding job. content is a column or a function taking the table''s row and returning text: schema.name, or an unqualified name looked up in the table''s schema, then in public. A table may have several watches, each with its own name (default: its embedding column''s) and vector column; watching again under a name changes that watch.';
+
+
+--
+-- Name: watch_ids(text[], boolean); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.watch_ids(watches text[], strict boolean DEFAULT true) RETURNS integer[]
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+    AS $$
+declare
+    entry text;
+    parts text[];
+    found_ids int[];
+    ids int[] := '{}';
+begin
+    if watches is null then
+        return null;
+    end if;
+    foreach entry in array watches loop
+        begin
+            parts := parse_ident(entry);
+        exception when others then
+            parts := null;
+        end;
+        found_ids := null;
+        if cardinality(parts) between 2 and 3 then  -- table.name
+            found_ids := array(select s.id from autoembed.sources s
+                               where s.source = to_regclass(array_to_string(array(select quote_ident(p) from unnest(parts[1:cardinality(parts) - 1]) p), '.'))
+                                 and s.name = parts[cardinality(parts)]);
+        end if;
+        if cardinality(parts) between 1 and 2 and coalesce(cardinality(found_ids), 0) = 0 then  -- table
+            found_ids := array(select s.id from autoembed.sources s
+                               where s.source = to_regclass(array_to_string(array(select quote_ident(p) from unnest(parts) p), '.'))
+                               order by s.id);
+        end if;
+        if coalesce(cardinality(found_ids), 0) = 0 and strict then
+            raise exception 'autoembed: % names no watch: give table or table.name of a watched table (autoembed.status lists them)',
+                quote_literal(entry);
+        end if;
+        ids := ids || coalesce(found_ids, '{}');
+    end loop;
+    return ids;
+end
+$$;
 
 
 --
@@ -2709,6 +2874,7 @@ ALTER TABLE autoembed.sources ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
 CREATE VIEW autoembed.status AS
  SELECT source_status.source_id,
     source_status.source,
+    source_status.watch,
     source_status.state,
     source_status.embedder,
     source_status.model,
@@ -2719,14 +2885,14 @@ CREATE VIEW autoembed.status AS
     source_status.unaccounted,
     source_status.oldest_pending_age,
     source_status.last_success_at
-   FROM autoembed.source_status() source_status(source_id, source, state, embedder, model, rows, embedded, pending, failed, unaccounted, oldest_pending_age, last_success_at);
+   FROM autoembed.source_status() source_status(source_id, source, watch, state, embedder, model, rows, embedded, pending, failed, unaccounted, oldest_pending_age, last_success_at);
 
 
 --
 -- Name: VIEW status; Type: COMMENT; Schema: autoembed; Owner: -
 --
 
-COMMENT ON VIEW autoembed.status IS 'Per watched table: its state, rows, embedded, pending jobs, failures, unaccounted rows, oldest pending age, last success.';
+COMMENT ON VIEW autoembed.status IS 'Per watch of a table (its name in `watch`): its state, rows, embedded, pending jobs, failures, unaccounted rows, oldest pending age, last success.';
 
 
 --
@@ -2778,11 +2944,11 @@ ALTER TABLE ONLY autoembed.sources
 
 
 --
--- Name: sources sources_source_key; Type: CONSTRAINT; Schema: autoembed; Owner: -
+-- Name: sources sources_source_name_key; Type: CONSTRAINT; Schema: autoembed; Owner: -
 --
 
 ALTER TABLE ONLY autoembed.sources
-    ADD CONSTRAINT sources_source_key UNIQUE (source);
+    ADD CONSTRAINT sources_source_name_key UNIQUE (source, name);
 
 
 --
@@ -2826,10 +2992,10 @@ GRANT SELECT ON TABLE autoembed.sources TO autoembed_search;
 
 
 --
--- Name: FUNCTION chunks_of(source regclass); Type: ACL; Schema: autoembed; Owner: -
+-- Name: FUNCTION chunks_of(source regclass, watch text); Type: ACL; Schema: autoembed; Owner: -
 --
 
-GRANT ALL ON FUNCTION autoembed.chunks_of(source regclass) TO autoembed_search;
+GRANT ALL ON FUNCTION autoembed.chunks_of(source regclass, watch text) TO autoembed_search;
 
 
 --
@@ -2872,11 +3038,11 @@ GRANT ALL ON FUNCTION autoembed.load_content(source_id integer, pks text[]) TO a
 
 
 --
--- Name: FUNCTION read_jobs(max_rows integer, vt_seconds integer); Type: ACL; Schema: autoembed; Owner: -
+-- Name: FUNCTION read_jobs(max_rows integer, vt_seconds integer, only_sources integer[]); Type: ACL; Schema: autoembed; Owner: -
 --
 
-REVOKE ALL ON FUNCTION autoembed.read_jobs(max_rows integer, vt_seconds integer) FROM PUBLIC;
-GRANT ALL ON FUNCTION autoembed.read_jobs(max_rows integer, vt_seconds integer) TO autoembed_worker;
+REVOKE ALL ON FUNCTION autoembed.read_jobs(max_rows integer, vt_seconds integer, only_sources integer[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION autoembed.read_jobs(max_rows integer, vt_seconds integer, only_sources integer[]) TO autoembed_worker;
 
 
 --
@@ -2926,17 +3092,17 @@ REVOKE ALL ON FUNCTION autoembed.schedule_drain_requests(target text, every text
 
 
 --
--- Name: FUNCTION search(source regclass, query public.vector, k integer, chunks_per_row integer); Type: ACL; Schema: autoembed; Owner: -
+-- Name: FUNCTION search(source regclass, query public.vector, k integer, chunks_per_row integer, watch text); Type: ACL; Schema: autoembed; Owner: -
 --
 
-GRANT ALL ON FUNCTION autoembed.search(source regclass, query public.vector, k integer, chunks_per_row integer) TO autoembed_search;
+GRANT ALL ON FUNCTION autoembed.search(source regclass, query public.vector, k integer, chunks_per_row integer, watch text) TO autoembed_search;
 
 
 --
--- Name: FUNCTION search_settings(source regclass); Type: ACL; Schema: autoembed; Owner: -
+-- Name: FUNCTION search_settings(source regclass, watch text); Type: ACL; Schema: autoembed; Owner: -
 --
 
-GRANT ALL ON FUNCTION autoembed.search_settings(source regclass) TO autoembed_search;
+GRANT ALL ON FUNCTION autoembed.search_settings(source regclass, watch text) TO autoembed_search;
 
 
 --

@@ -54,7 +54,8 @@ select pk from autoembed.write_chunks(%s, %s, %s, %s, %s, %b, %s, %s, %s, %s, %s
 select pk from autoembed.record_failures(%s, %s, %s, %s, %s, %s);
 
 -- name: read_jobs
-select msg_id, read_ct, message::text from autoembed.read_jobs(%s, %s);  -- text: the worker decodes it (jobs.py)
+-- text: the worker decodes it (jobs.py); a worker limited to some watches reads only theirs
+select msg_id, read_ct, message::text from autoembed.read_jobs(%s, %s, autoembed.watch_ids(%s::text[], false));
 
 -- name: release_jobs
 select autoembed.release_jobs(%s);
@@ -84,7 +85,12 @@ select statement, run_as from autoembed.missing_grants();
 select autoembed.enqueue(%s, %s, %s, %s);
 
 -- name: queue_depth
-select autoembed.queue_rows(), autoembed.queue_rows(%s::int[]);
+-- all rows, and those of the watches this worker serves (NULL: all) but of the sources it cannot serve
+select autoembed.queue_rows(),
+       (select coalesce(sum(autoembed.job_size(q.message)), 0)::bigint from pgmq.q_autoembed_jobs q
+        where (autoembed.job_source(q.message) is null or autoembed.job_source(q.message) <> all (%(excluding)s::int[]))
+          and (%(watches)s::text[] is null
+               or autoembed.job_source(q.message) = any (autoembed.watch_ids(%(watches)s::text[], false))));
 
 -- name: queue_gauges
 select autoembed.queue_rows(),
@@ -94,11 +100,11 @@ from pgmq.q_autoembed_jobs q;
 -- name: source_dimensions
 select dimensions from autoembed.sources where id = %s;
 
--- name: source_for_table
-select embedder, model, dimensions, query_prompt from autoembed.sources where source = %s::regclass;
+-- name: search_settings
+select embedder, model, dimensions, query_prompt from autoembed.search_settings(%s::regclass, %s);
 
 -- name: search
-select pk, content, distance, chunk, chunk_position from autoembed.search(%s::regclass, %s, %s, %s);  -- the vector's type travels with it (wherever pgvector lives)
+select pk, content, distance, chunk, chunk_position from autoembed.search(%s::regclass, %s, %s, %s, %s);  -- the vector's type travels with it (wherever pgvector lives)
 
 -- name: status
 select * from autoembed.status order by source_id;
@@ -110,27 +116,30 @@ select * from autoembed.queue_status;
 select * from autoembed.capabilities();
 
 -- name: failures
-select s.table_name as source, f.pk, f.error_class, f.error_message, f.attempts, f.failed_at
+select s.table_name as source, s.name as watch, f.pk, f.error_class, f.error_message, f.attempts, f.failed_at
 from autoembed.failures f join autoembed.sources s on s.id = f.source_id
-where %s::text is null or s.source = %s::regclass
+where %(table)s::text is null or s.id = (autoembed.source_by_table(%(table)s::regclass, %(watch)s)).id
 order by f.failed_at desc
-limit %s;
+limit %(limit)s;
 
 -- name: watch
 select autoembed.watch(%(table)s::regclass, %(content)s, %(embedding_column)s, %(embedder)s, %(model)s,
                        %(distance)s, %(max_attempts)s, %(clear_on_change)s, %(backfill)s,
                        chunks => %(chunks)s, chunk_tokens => %(chunk_tokens)s, chunk_overlap => %(chunk_overlap)s,
                        chunk_index => %(chunk_index)s, query_prompt => %(query_prompt)s,
-                       passage_prompt => %(passage_prompt)s);
+                       passage_prompt => %(passage_prompt)s, name => %(name)s);
 
 -- name: unwatch
-select autoembed.unwatch(%s::regclass);
+select autoembed.unwatch(%s::regclass, %s);
 
 -- name: backfill
-select autoembed.backfill(%s::regclass, %s);
+select autoembed.backfill(%s::regclass, %s, watch => %s);
 
 -- name: retry_failures
-select autoembed.retry_failures(%s::regclass);
+select autoembed.retry_failures(%s::regclass, %s);
+
+-- name: watch_ids
+select autoembed.watch_ids(%s::text[], %s);  -- strict: an entry naming no watch is an error
 
 -- name: sweep
 select autoembed.sweep();
@@ -138,7 +147,7 @@ select autoembed.sweep();
 -- name: source_progress
 select st.rows, st.embedded, st.pending, st.failed
 from autoembed.status st
-where st.source_id = (select s.id from autoembed.sources s where s.source = %s::regclass);
+where st.source_id = (autoembed.source_by_table(%s::regclass, %s)).id;
 
 -- name: claim_rows
 select * from autoembed.claim_rows(%s, %s, %s);

@@ -73,23 +73,87 @@ begin
 end
 $$;
 
-create or replace function autoembed.source_by_table(source regclass)
+-- A table's watch: the one named `watch`, or with no name the table's only watch. A table watched
+-- several times needs the name (the error lists them).
+create or replace function autoembed.source_by_table(source regclass, watch text default null)
 returns autoembed.sources
 language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
 declare
     src autoembed.sources;
+    names text;
+    how_many int;
 begin
     if source is null then
         raise exception 'autoembed: source table must not be NULL';
     end if;
-    select * into src from autoembed.sources s where s.source = source_by_table.source;
-    if not found then
+    select count(*), string_agg(quote_literal(s.name), ', ' order by s.name) into how_many, names
+    from autoembed.sources s where s.source = source_by_table.source;
+    if how_many = 0 then
         raise exception 'autoembed: table % is not watched', source
             using hint = 'Register it with autoembed.watch(...).';
     end if;
+    if source_by_table.watch is not null then
+        select * into src from autoembed.sources s where s.source = source_by_table.source and s.name = source_by_table.watch;
+        if not found then
+            raise exception 'autoembed: table % has no watch named %: its watches are %', source,
+                quote_literal(source_by_table.watch), names;
+        end if;
+    elsif how_many > 1 then
+        raise exception 'autoembed: table % has % watches (%): say which one', source, how_many, names
+            using hint = 'Pass watch => ''<name>'' (CLI: --watch NAME).';
+    else
+        select * into src from autoembed.sources s where s.source = source_by_table.source;
+    end if;
     return src;
+end
+$$;
+
+-- The source ids of `watches`, each 'table' (all its watches) or 'table.name' (one of them), the
+-- table optionally schema-qualified ('schema.table.name'; 'a.b' is table a's watch b when there is
+-- one, else every watch of table a.b). With `strict`, an entry that names no watch is an error;
+-- without, it is left out (a worker limited to watches one of which was unwatched since). NULL
+-- watches: NULL (no limit). An unqualified table is looked up in public (as autoembed.watch
+-- names it); a table of another schema is given with it.
+create or replace function autoembed.watch_ids(watches text[], strict boolean default true)
+returns int[]
+language plpgsql stable
+set search_path = pg_catalog, public, pg_temp
+as $$
+declare
+    entry text;
+    parts text[];
+    found_ids int[];
+    ids int[] := '{}';
+begin
+    if watches is null then
+        return null;
+    end if;
+    foreach entry in array watches loop
+        begin
+            parts := parse_ident(entry);
+        exception when others then
+            parts := null;
+        end;
+        found_ids := null;
+        if cardinality(parts) between 2 and 3 then  -- table.name
+            found_ids := array(select s.id from autoembed.sources s
+                               where s.source = to_regclass(array_to_string(array(select quote_ident(p) from unnest(parts[1:cardinality(parts) - 1]) p), '.'))
+                                 and s.name = parts[cardinality(parts)]);
+        end if;
+        if cardinality(parts) between 1 and 2 and coalesce(cardinality(found_ids), 0) = 0 then  -- table
+            found_ids := array(select s.id from autoembed.sources s
+                               where s.source = to_regclass(array_to_string(array(select quote_ident(p) from unnest(parts) p), '.'))
+                               order by s.id);
+        end if;
+        if coalesce(cardinality(found_ids), 0) = 0 and strict then
+            raise exception 'autoembed: % names no watch: give table or table.name of a watched table (autoembed.status lists them)',
+                quote_literal(entry);
+        end if;
+        ids := ids || coalesce(found_ids, '{}');
+    end loop;
+    return ids;
 end
 $$;
 

@@ -76,7 +76,8 @@ create or replace function autoembed.watch(
     chunk_overlap int default null,    -- tokens a chunk repeats of the text before it; NULL: the default
     chunk_index text default 'hnsw',   -- the chunk vectors' index: hnsw or none
     query_prompt text default null,    -- before search queries; NULL: the model family's (025_prompts.sql)
-    passage_prompt text default null   -- before row content or chunks; NULL: the model family's
+    passage_prompt text default null,  -- before row content or chunks; NULL: the model family's
+    name text default null             -- the watch's name, unique per table; NULL: the embedding column's
 )
 returns int
 language plpgsql
@@ -92,9 +93,14 @@ declare
     prompts record;
     previous autoembed.sources;
     src autoembed.sources;
+    watch_name constant text := coalesce(watch.name, watch.embedding_column);
+    sharing text;
 begin
     if source is null then
         raise exception 'autoembed.watch: source table must not be NULL';
+    end if;
+    if btrim(watch_name) = '' then
+        raise exception 'autoembed.watch: name must not be empty';
     end if;
     select * into rel from pg_class where oid = source;
     if rel.relkind not in ('r', 'p') then
@@ -166,17 +172,27 @@ begin
     perform autoembed.check_chunk_options(chunks, chunk_tokens, chunk_overlap, chunk_index);
     prompts := autoembed.resolve_prompts(embedder, model, query_prompt, passage_prompt);
 
-    select * into previous from autoembed.sources s where s.source = watch.source for update;  -- see write_embeddings
-    insert into autoembed.sources as s (source, table_name, pk_column, content_column, content_function,
+    -- each watch of a table fills its own vector column (and, chunked, its own chunk table)
+    select s.name into sharing from autoembed.sources s
+    where s.source = watch.source and s.embedding_attnum = emb.attnum and s.name <> watch_name;
+    if found then
+        raise exception 'autoembed.watch: column %.% is already the embedding column of the watch % of this table',
+            source, quote_ident(embedding_column), quote_literal(sharing)
+            using hint = format('Give this watch a vector column of its own, or change that watch: autoembed.watch(..., name => %L).', sharing);
+    end if;
+
+    select * into previous from autoembed.sources s
+    where s.source = watch.source and s.name = watch_name for update;  -- see write_embeddings
+    insert into autoembed.sources as s (source, name, table_name, pk_column, content_column, content_function,
                                         embedding_column, pk_attnum, content_attnum, embedding_attnum,
                                         dimensions, embedder, model, distance, max_attempts, clear_on_change,
                                         chunk_tokens, chunk_overlap, query_prompt, passage_prompt)
-    values (source, source::text, pk_cols[1], resolved.content_column, resolved.content_function,
+    values (source, watch_name, source::text, pk_cols[1], resolved.content_column, resolved.content_function,
             embedding_column, pk_attnums[1],
             (select a.attnum from pg_attribute a where a.attrelid = source and a.attname = resolved.content_column),
             emb.attnum, emb.atttypmod, embedder, model, distance, max_attempts, coalesce(clear_on_change, true),
             watch.chunk_tokens, watch.chunk_overlap, prompts.query_prompt, prompts.passage_prompt)
-    on conflict on constraint sources_source_key do update
+    on conflict on constraint sources_source_name_key do update
     set table_name = excluded.table_name, pk_column = excluded.pk_column,
         content_column = excluded.content_column, content_function = excluded.content_function,
         embedding_column = excluded.embedding_column, pk_attnum = excluded.pk_attnum,
@@ -190,6 +206,7 @@ begin
     returning * into src;
 
     perform autoembed.install_triggers(src);
+    perform autoembed.refresh_neighbours(src);
     src := autoembed.setup_chunks(src, previous, chunks, chunk_index);
 
     -- A different content, column, model, passage prompt or chunking makes every stored vector
@@ -201,52 +218,67 @@ begin
                           src.passage_prompt, src.chunk_table is not null, src.chunk_tokens, src.chunk_overlap) then
         delete from autoembed.row_state where source_id = src.id;
         if coalesce(backfill, true) then
-            perform autoembed.backfill(source, only_missing => false);
+            perform autoembed.backfill(source, only_missing => false, watch => src.name);
         end if;
     elsif coalesce(backfill, true) then
         -- a new registration vouches for no stored vector (one left from an earlier watch may
         -- describe content changed since): every row is embedded (the worker writes only vectors
         -- that differ); a registration kept keeps its row_state
-        perform autoembed.backfill(source, only_missing => previous.id is not null);
+        perform autoembed.backfill(source, only_missing => previous.id is not null, watch => src.name);
     end if;
     return src.id;
 end
 $$;
-comment on function autoembed.watch is 'Watch a table: every insert or content change enqueues an embedding job. content is a column or a function taking the table''s row and returning text: schema.name, or an unqualified name looked up in the table''s schema, then in public.';
+comment on function autoembed.watch is 'Watch a table: every insert or content change enqueues an embedding job. content is a column or a function taking the table''s row and returning text: schema.name, or an unqualified name looked up in the table''s schema, then in public. A table may have several watches, each with its own name (default: its embedding column''s) and vector column; watching again under a name changes that watch.';
 
 -- Returns what it did, in a sentence (psql shows it; `autoembed unwatch` prints it).
-create or replace function autoembed.unwatch(source regclass)
+create or replace function autoembed.unwatch(source regclass, watch text)
 returns text
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    src autoembed.sources := autoembed.source_by_table(source);
+    src autoembed.sources := autoembed.source_by_table(source, watch);
     chunks text := src.chunk_table::text;  -- its name, before the table goes
     queued bigint;
     failed bigint;
+    what text;
 begin
-    perform autoembed.drop_triggers(src.source);
+    perform autoembed.drop_triggers(src);
     perform autoembed.drop_chunks(src);
     with gone as (delete from pgmq.q_autoembed_jobs q where q.message ->> 'source_id' = src.id::text returning q.message)
     select coalesce(sum(autoembed.job_size(gone.message)), 0) into queued from gone;
     select count(*) into failed from autoembed.failures f where f.source_id = src.id;
     delete from autoembed.sources where id = src.id;  -- its failure records and row hashes go with it
-    return format('%s is no longer watched: %s queued row(s) and %s failure record(s) dropped; %s', src.source,
+    what := case when exists (select from autoembed.sources s where s.source = src.source)
+                 then format('the watch %L of %s', src.name, src.source) else src.source::text end;
+    perform autoembed.refresh_neighbours(src);
+    return format('%s is no longer watched: %s queued row(s) and %s failure record(s) dropped; %s', what,
                   queued, failed, case when chunks is null then format('the vectors in column %I stay', src.embedding_column)
                                        else format('its chunk table %s was dropped', chunks) end);
 end
 $$;
-comment on function autoembed.unwatch is 'Stop watching a table; stored vectors stay, its chunk table and pending jobs are dropped. Says what it dropped.';
+comment on function autoembed.unwatch(regclass, text) is 'Stop watching one of a table''s watches, by name (NULL: its only one); stored vectors stay, its chunk table and pending jobs are dropped. Says what it dropped.';
+
+-- The table's only watch (the form of autoembed 0.2, which Django operations look for).
+create or replace function autoembed.unwatch(source regclass)
+returns text
+language sql
+set search_path = pg_catalog, pg_temp
+as $$
+    select autoembed.unwatch(source, null)
+$$;
+comment on function autoembed.unwatch(regclass) is 'Stop watching a table watched once (else name the watch: unwatch(table, watch => name)); stored vectors stay, its chunk table and pending jobs are dropped. Says what it dropped.';
 
 -- Enqueue rows in chunks (keyset over the primary key), so memory stays flat on any table size.
-create or replace function autoembed.backfill(source regclass, only_missing boolean default true, chunk_size int default 10000)
+create or replace function autoembed.backfill(source regclass, only_missing boolean default true, chunk_size int default 10000,
+                                              watch text default null)
 returns bigint
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    src autoembed.sources := autoembed.current_names(autoembed.source_by_table(source));
+    src autoembed.sources := autoembed.current_names(autoembed.source_by_table(source, watch));
     pk_type text := autoembed.key_type(src);
     keys text[];
     last_key text;
@@ -271,17 +303,20 @@ begin
     return total;
 end
 $$;
-comment on function autoembed.backfill is 'Enqueue existing rows (by default only those without an embedding).';
+comment on function autoembed.backfill is 'Enqueue existing rows (by default only those without an embedding) of a table''s watch.';
 
-create or replace function autoembed.retry_failures(source regclass default null)
+create or replace function autoembed.retry_failures(source regclass default null, watch text default null)
 returns bigint
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    only_source int := case when source is null then null else (autoembed.source_by_table(source)).id end;
+    only_source int := case when source is null then null else (autoembed.source_by_table(source, watch)).id end;
     retried bigint;
 begin
+    if source is null and watch is not null then
+        raise exception 'autoembed.retry_failures: a watch is named with its table: retry_failures(''<table>'', watch => %L)', watch;
+    end if;
     with gone as (
         delete from autoembed.failures f
         where only_source is null or f.source_id = only_source
@@ -292,4 +327,4 @@ begin
     return retried;
 end
 $$;
-comment on function autoembed.retry_failures is 'Re-enqueue failed rows (of one table, or all) and clear their failure records.';
+comment on function autoembed.retry_failures is 'Re-enqueue failed rows (of one table''s watch, or all) and clear their failure records.';

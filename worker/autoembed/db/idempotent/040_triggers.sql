@@ -213,7 +213,9 @@ begin
                left join autoembed.row_state s on s.source_id = $4 and s.pk = n.k::text
                offset 0) c',
         src.pk_column, as_source_row, src.embedding_column, new_rows, old_rows,
-        jsonb_build_object(src.embedding_column, null), autoembed.content_call(src, 'n.r'),
+        (select jsonb_object_agg(a.attname, null) from pg_attribute a
+         where a.attrelid = src.source and a.attnum = any (autoembed.vector_attnums(src))),
+        autoembed.content_call(src, 'n.r'),
         autoembed.content_call(src, 'o.r'));
 end
 $$;
@@ -259,7 +261,7 @@ $$;
 -- trigger depth, so the row-level fallback (its WHEN clause) leaves that statement's rows alone;
 -- while an UPDATE runs, autoembed.moving_<id> holds it too, so that a row it moves to another
 -- partition (which PostgreSQL deletes and inserts: no row-level UPDATE trigger fires) is flagged
--- by autoembed_mark_moved as autoembed_mark_changed flags the others.
+-- by autoembed_mark_moved_<id> as autoembed_mark_changed_<id> flags the others.
 create or replace function autoembed.note_statement()
 returns trigger
 language plpgsql
@@ -289,6 +291,18 @@ as $$
     where t.level > 0 and c.relkind in ('r', 'p')
 $$;
 
+-- The vector columns of every watch of a source's table (by attnum): what the worker writes, so
+-- that a content function's watch need not look at a row whose only change is another watch's vector.
+create or replace function autoembed.vector_attnums(src autoembed.sources)
+returns smallint[]
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select array_agg(distinct a) from (select src.embedding_attnum
+                                       union all
+                                       select s.embedding_attnum from autoembed.sources s where s.source = src.source) v(a)
+$$;
+
 -- The triggers a source needs, one row each: the table, the trigger's name, function and arguments,
 -- the literals its WHEN clause holds (the masks of autoembed.mark_content_changed, as the columns
 -- are named now) and the CREATE TRIGGER statement.
@@ -307,11 +321,11 @@ begin
     src := autoembed.current_names(src);
     mask := (select coalesce(jsonb_object_agg(a.attname, null), '{}') from pg_attribute a
              where a.attrelid = src.source and a.attnum > 0 and not a.attisdropped
-               and case when src.content_column is null then a.attname = src.embedding_column
+               and case when src.content_column is null then a.attnum = any (autoembed.vector_attnums(src))
                         else a.attname <> all (array[src.pk_column, src.content_column]) end);
     vector_mask := jsonb_build_object(src.embedding_column, null);
     rel := src.source;
-    trigger_name := 'autoembed_mark_changed';
+    trigger_name := 'autoembed_mark_changed_' || id;
     function_name := 'mark_content_changed';
     args := array[id];
     literals := array[quote_literal(mask::text), quote_literal(vector_mask::text)];
@@ -324,47 +338,47 @@ begin
     return next;
     literals := null;
     for rel in select autoembed.source_tables(src.source) loop
-        trigger_name := 'autoembed_enqueue_insert';
+        trigger_name := 'autoembed_enqueue_insert_' || id;
         function_name := 'on_write';
         args := array[id];
         ddl := format('create trigger %I after insert on %s referencing new table as autoembed_new
                        for each statement execute function autoembed.on_write(%L)', trigger_name, rel, id);
         return next;
-        trigger_name := 'autoembed_enqueue_update';
+        trigger_name := 'autoembed_enqueue_update_' || id;
         ddl := format('create trigger %I after update on %s
                        referencing old table as autoembed_old new table as autoembed_new
                        for each statement execute function autoembed.on_write(%L)', trigger_name, rel, id);
         return next;
-        trigger_name := 'autoembed_forget_delete';
+        trigger_name := 'autoembed_forget_delete_' || id;
         ddl := format('create trigger %I after delete on %s referencing old table as autoembed_old
                        for each statement execute function autoembed.on_write(%L)', trigger_name, rel, id);
         return next;
-        trigger_name := 'autoembed_forget_truncate';
+        trigger_name := 'autoembed_forget_truncate_' || id;
         function_name := 'on_truncate';
         ddl := format('create trigger %I before truncate on %s for each statement
                        execute function autoembed.on_truncate(%L)', trigger_name, rel, id);
         return next;
         continue when not partitioned;
         function_name := 'note_statement';
-        trigger_name := 'autoembed_statement_begin';
+        trigger_name := 'autoembed_statement_begin_' || id;
         ddl := format('create trigger %I before insert or update or delete on %s for each statement
                        execute function autoembed.note_statement(%L)', trigger_name, rel, id);
         return next;
-        trigger_name := 'autoembed_statement_end';
+        trigger_name := 'autoembed_statement_end_' || id;
         ddl := format('create trigger %I after insert or update or delete on %s for each statement
                        execute function autoembed.note_statement(%L)', trigger_name, rel, id);
         return next;
     end loop;
     if partitioned then
         rel := src.source;
-        trigger_name := 'autoembed_mark_moved';
+        trigger_name := 'autoembed_mark_moved_' || id;
         function_name := 'mark_content_changed';
         args := array[id];
         ddl := format('create trigger %I after delete on %s for each row
                        when (pg_catalog.current_setting(%L, true) = pg_catalog.pg_trigger_depth()::text)
                        execute function autoembed.mark_content_changed(%L)', trigger_name, rel, 'autoembed.moving_' || id, id);
         return next;
-        trigger_name := 'autoembed_partition_rows';
+        trigger_name := 'autoembed_partition_rows_' || id;
         function_name := 'on_write';
         args := array[id];
         ddl := format('create trigger %I after insert or update or delete on %s for each row
@@ -385,21 +399,35 @@ as $$
     from unnest(args) with ordinality u(a, n)
 $$;
 
--- The autoembed triggers (of this file's functions) on a table and its partitions.
-create or replace function autoembed.installed_triggers(source regclass)
+-- A source's triggers of autoembed's functions `functions` on its table and partitions: those
+-- whose argument is its id (whatever their names: earlier autoembeds named them without it), and
+-- those left by a watch of the table that is gone.
+create or replace function autoembed.source_triggers(src autoembed.sources, functions text[])
 returns table (rel regclass, trigger_name name, function_name text, args bytea, definition text)
 language sql stable
 set search_path = pg_catalog, pg_temp
 as $$
     select t.tgrelid::regclass, t.tgname, p.proname::text, t.tgargs, pg_get_triggerdef(t.oid)
     from pg_trigger t join pg_proc p on p.oid = t.tgfoid
-    where t.tgrelid in (select autoembed.source_tables(source)) and t.tgparentid = 0
-      and p.pronamespace = 'autoembed'::regnamespace
-      and p.proname in ('mark_content_changed', 'on_write', 'on_truncate', 'note_statement')
+    where t.tgrelid in (select autoembed.source_tables(src.source)) and t.tgparentid = 0
+      and p.pronamespace = 'autoembed'::regnamespace and p.proname = any (functions)
+      and (t.tgargs = autoembed.trigger_args(array[src.id::text])
+           or not exists (select from autoembed.sources s
+                          where s.source = src.source and t.tgargs = autoembed.trigger_args(array[s.id::text])))
 $$;
 
--- Drop every autoembed trigger of a table and its partitions (watch replaces them, unwatch removes them).
-create or replace function autoembed.drop_triggers(source regclass)
+-- A source's autoembed triggers (of this file's functions) on its table and partitions.
+create or replace function autoembed.installed_triggers(src autoembed.sources)
+returns table (rel regclass, trigger_name name, function_name text, args bytea, definition text)
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select * from autoembed.source_triggers(src, array['mark_content_changed', 'on_write', 'on_truncate', 'note_statement'])
+$$;
+
+-- Drop a source's autoembed triggers (watch replaces them, unwatch removes them); those of the
+-- table's other watches stay.
+create or replace function autoembed.drop_triggers(src autoembed.sources)
 returns void
 language plpgsql
 set search_path = pg_catalog, pg_temp
@@ -407,7 +435,7 @@ as $$
 declare
     installed record;
 begin
-    for installed in select * from autoembed.installed_triggers(source) loop
+    for installed in select * from autoembed.installed_triggers(src) loop
         execute format('drop trigger %I on %s', installed.trigger_name, installed.rel);
     end loop;
 end
@@ -422,7 +450,7 @@ as $$
 declare
     spec record;
 begin
-    perform autoembed.drop_triggers(src.source);
+    perform autoembed.drop_triggers(src);
     for spec in select * from autoembed.trigger_specs(src) loop
         execute spec.ddl;
     end loop;
@@ -441,7 +469,7 @@ begin
     if exists (with wanted as (select s.rel, s.trigger_name, s.function_name, autoembed.trigger_args(s.args) as args,
                                       s.literals
                                from autoembed.trigger_specs(src) s),
-                    present as (select * from autoembed.installed_triggers(src.source)),
+                    present as (select * from autoembed.installed_triggers(src)),
                     matched as (select w.rel, w.trigger_name, w.function_name, w.args
                                 from wanted w join present p using (rel, trigger_name, function_name, args)
                                 where w.literals is null
@@ -453,6 +481,26 @@ begin
         return true;
     end if;
     return false;
+end
+$$;
+
+-- Bring the triggers of a source's table's other watches up to date after a watch of it came or
+-- went (their masks name every watch's vector column: autoembed.vector_attnums).
+create or replace function autoembed.refresh_neighbours(src autoembed.sources)
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    other autoembed.sources;
+begin
+    for other in select s.* from autoembed.sources s where s.source = src.source and s.id <> src.id order by s.id loop
+        begin
+            perform autoembed.refresh_triggers(other);
+        exception when undefined_column or undefined_table or undefined_function then
+            raise warning 'autoembed: the triggers of source % (%) were not refreshed: %', other.id, other.table_name, sqlerrm;
+        end;
+    end loop;
 end
 $$;
 

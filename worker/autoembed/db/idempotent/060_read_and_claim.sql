@@ -7,8 +7,9 @@
 -- (a range's tail is two numbers, not the rest of a list). Messages are locked one by one as they
 -- are taken (a cursor, FETCH by FETCH), never more than are taken: a concurrent reader skips only
 -- those, not the whole head of the queue. Returns each message as read (read_ct already counts
--- this read), for the worker to parse.
-create or replace function autoembed.read_jobs(max_rows int, vt_seconds int)
+-- this read), for the worker to parse. With `only_sources`, only messages of those sources are
+-- read (a worker limited to some watches); the others stay as they are, unread.
+create or replace function autoembed.read_jobs(max_rows int, vt_seconds int, only_sources int[] default null)
 returns table (msg_id bigint, read_ct int, message jsonb)
 language plpgsql
 security definer
@@ -19,6 +20,7 @@ declare
         select q.msg_id, autoembed.job_size(q.message) as n
         from pgmq.q_autoembed_jobs q
         where q.vt <= clock_timestamp()
+          and (only_sources is null or autoembed.job_source(q.message) = any (only_sources))
         order by q.msg_id
         for update skip locked;
     job record;
@@ -61,8 +63,8 @@ begin
         returning q.msg_id, q.read_ct, q.message;
 end
 $$;
-revoke execute on function autoembed.read_jobs(int, int) from public;
-grant execute on function autoembed.read_jobs(int, int) to autoembed_worker;
+revoke execute on function autoembed.read_jobs(int, int, int[]) from public;
+grant execute on function autoembed.read_jobs(int, int, int[]) to autoembed_worker;
 
 -- Make read jobs visible again at once (a stopping worker gives back the batch it prefetched).
 -- Written here rather than with pgmq.set_vt: the array form of set_vt is missing from pgmq 1.4.4,

@@ -32,7 +32,8 @@ end
 $$;
 
 -- Current content of the given rows; rows that no longer exist are absent. up_to_date: the stored
--- vector already embeds exactly this content. A row without content says why in `error`, and of
+-- vector already embeds exactly this content (by its recorded hash: a vector with no record, e.g.
+-- one left from before a re-watch, or beside NULL content, is never up to date). A row without content says why in `error`, and of
 -- which kind in `error_kind`:
 --   'key'    the key cannot be one of the table's (a poison job);
 --   'row'    the content function raised for this row; its neighbours are unaffected (when it
@@ -65,7 +66,7 @@ begin
     src := autoembed.current_names(registered);
     query := format(
         'select t.%1$I::text, c.content, md5(c.content)::uuid,
-                (t.%2$I is not null and s.content_hash is not distinct from md5(c.content)::uuid), null::text, null::text
+                coalesce(t.%2$I is not null and s.content_hash = md5(c.content)::uuid, false), null::text, null::text
          from %3$s t
          cross join lateral (select %4$s as content) c
          left join autoembed.row_state s on s.source_id = $1 and s.pk = t.%1$I::text

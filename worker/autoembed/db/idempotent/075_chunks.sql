@@ -108,16 +108,18 @@ begin
 end
 $$;
 
-create or replace function autoembed.drop_chunk_triggers(source regclass)
+-- Drop a source's chunk triggers (autoembed.source_triggers: those of its id, whatever their names);
+-- those of the table's other watches stay.
+create or replace function autoembed.drop_chunk_triggers(src autoembed.sources)
 returns void
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    trigger_name text;
+    installed record;
 begin
-    foreach trigger_name in array array['autoembed_chunks_delete', 'autoembed_chunks_truncate', 'autoembed_chunks_key'] loop
-        execute format('drop trigger if exists %I on %s', trigger_name, source);
+    for installed in select * from autoembed.source_triggers(src, array['forget_chunks']) loop
+        execute format('drop trigger %I on %s', installed.trigger_name, installed.rel);
     end loop;
 end
 $$;
@@ -132,7 +134,7 @@ declare
     chunks regclass := (select c.oid from pg_class c where c.oid = src.chunk_table);
 begin
     if exists (select from pg_class c where c.oid = src.source) then
-        perform autoembed.drop_chunk_triggers(src.source);
+        perform autoembed.drop_chunk_triggers(src);
     end if;
     if chunks is not null then
         execute format('drop table %s', chunks);
@@ -212,34 +214,35 @@ begin
     elsif chunk_index = 'none' then
         execute format('drop index if exists autoembed.%I', index_name);
     end if;
-    perform autoembed.drop_chunk_triggers(src.source);
+    perform autoembed.drop_chunk_triggers(src);
     execute format(
-        'create trigger autoembed_chunks_delete after delete on %s referencing old table as autoembed_old
-         for each statement execute function autoembed.forget_chunks(%s)', src.source, src.id);
+        'create trigger %I after delete on %s referencing old table as autoembed_old
+         for each statement execute function autoembed.forget_chunks(%s)', 'autoembed_chunks_delete_' || src.id, src.source, src.id);
     execute format(
-        'create trigger autoembed_chunks_truncate after truncate on %s for each statement
-         execute function autoembed.forget_chunks(%s)', src.source, src.id);
+        'create trigger %I after truncate on %s for each statement
+         execute function autoembed.forget_chunks(%s)', 'autoembed_chunks_truncate_' || src.id, src.source, src.id);
     execute format(
-        'create trigger autoembed_chunks_key after update on %s for each row
-         when (old.%2$I is distinct from new.%2$I) execute function autoembed.forget_chunks(%3$s)',
-        src.source, src.pk_column, src.id);
+        'create trigger %1$I after update on %2$s for each row
+         when (old.%3$I is distinct from new.%3$I) execute function autoembed.forget_chunks(%4$s)',
+        'autoembed_chunks_key_' || src.id, src.source, src.pk_column, src.id);
     update autoembed.sources s set chunk_table = chunk_rel where s.id = src.id returning * into src_now;
     return src_now;
 end
 $$;
 
--- A chunked watch's chunks, in order (the chunk table's name need not be known). Runs as the
+-- A chunked watch's chunks, in order (the chunk table's name need not be known); `watch` names it
+-- where the table has several. Runs as the
 -- caller: a role sees only the chunks of rows it may read.
-create or replace function autoembed.chunks_of(source regclass)
+create or replace function autoembed.chunks_of(source regclass, watch text default null)
 returns table (pk text, chunk_position int, start_char int, end_char int, chunk text)
 language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    src autoembed.sources := autoembed.source_by_table(source);
+    src autoembed.sources := autoembed.source_by_table(source, watch);
 begin
     if src.chunk_table is null then
-        raise exception 'autoembed.chunks_of: % is not watched with chunks', source
+        raise exception 'autoembed.chunks_of: the watch % of % is not watched with chunks', quote_literal(src.name), source
             using hint = 'Watch it with chunks => true.';
     end if;
     return query execute format(
@@ -248,4 +251,4 @@ begin
 end
 $$;
 comment on function autoembed.chunks_of is 'The chunks of a chunked watch''s rows, in order, with their offsets in the row''s content. Respects RLS.';
-grant execute on function autoembed.chunks_of(regclass) to autoembed_search;
+grant execute on function autoembed.chunks_of(regclass, text) to autoembed_search;

@@ -1,7 +1,7 @@
 -- Status: per-source progress, the queue, optional capabilities.
 -- Current definitions, re-applied by every `autoembed migrate` (create or replace): edit here.
 
--- Per source: rows, embedded, pending rows (those of autoembed.jobs), failures, rows that are none
+-- Per source (a watch: a table watched twice has two), its table and the watch's name: rows, embedded, pending rows (those of autoembed.jobs), failures, rows that are none
 -- of these (unaccounted: missing an embedding with neither a job nor a failure record; the sweep
 -- re-enqueues them), and a state: 'ok' only while every row is accounted for and nothing is wrong;
 -- otherwise 'table dropped', 'broken: ...' (a column or the content function is gone, or the worker
@@ -10,7 +10,7 @@
 -- probes), or the count of unaccounted rows. A problem the worker reported counts until a write
 -- succeeds or the source is watched again.
 create or replace function autoembed.source_status()
-returns table (source_id int, source text, state text, embedder text, model text, rows bigint,
+returns table (source_id int, source text, watch text, state text, embedder text, model text, rows bigint,
                embedded bigint, pending bigint, failed bigint, unaccounted bigint, oldest_pending_age interval,
                last_success_at timestamptz)
 language plpgsql stable
@@ -22,6 +22,7 @@ declare
 begin
     for src in select * from autoembed.sources order by id loop
         source_id := src.id;
+        watch := src.name;
         embedder := src.embedder;
         model := src.model;
         last_success_at := src.last_success_at;
@@ -61,7 +62,7 @@ end
 $$;
 
 create or replace view autoembed.status as select * from autoembed.source_status();
-comment on view autoembed.status is 'Per watched table: its state, rows, embedded, pending jobs, failures, unaccounted rows, oldest pending age, last success.';
+comment on view autoembed.status is 'Per watch of a table (its name in `watch`): its state, rows, embedded, pending jobs, failures, unaccounted rows, oldest pending age, last success.';
 
 -- The visible length is counted here: pgmq.metrics() has it only from pgmq 1.5 (Supabase ships 1.4.4).
 create or replace view autoembed.queue_status as

@@ -7,20 +7,22 @@
 -- chunks_per_row of a row: passages for a reader or a language model). `content` is the row's
 -- content either way. Runs as the caller, so privileges and RLS of the watched table apply (and
 -- the chunk table's, which shows a role only the chunks of rows it may read). A row whose vector
--- is cleared (its content changed and is not embedded yet) is not returned.
+-- is cleared (its content changed and is not embedded yet) is not returned. `watch` names the
+-- watch to search where the table has several.
 --
 -- Chunks are read through the chunk table's vector index where it has one: the nearest
 -- candidates first, more (4x each round) until k rows are found or no chunk is left. Each round
 -- searches the index with hnsw.ef_search at twice its candidates (at least pgvector's default 40,
 -- at most its maximum 1000). pgvector 0.8's iterative index scans let a round go past ef_search;
 -- before 0.8 a round is capped at 1000 candidates.
-create or replace function autoembed.search(source regclass, query vector, k int default 5, chunks_per_row int default 1)
+create or replace function autoembed.search(source regclass, query vector, k int default 5, chunks_per_row int default 1,
+                                            watch text default null)
 returns table (pk text, content text, distance double precision, chunk text, chunk_position int)
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 declare
-    src autoembed.sources := autoembed.current_names(autoembed.source_by_table(source));
+    src autoembed.sources := autoembed.current_names(autoembed.source_by_table(source, watch));
     col_type text;
     op text;
     candidates int;
@@ -95,17 +97,17 @@ begin
 end
 $$;
 comment on function autoembed.search is 'The k rows nearest to a query vector by the table''s distance; for a chunked watch each with its nearest chunk (or up to chunks_per_row of them). Respects RLS.';
-grant execute on function autoembed.search(regclass, vector, int, int) to autoembed_search;
+grant execute on function autoembed.search(regclass, vector, int, int, text) to autoembed_search;
 
 -- What a client that embeds its own query needs to know: the prompt to put before it, and the
 -- model and dimension to embed it with.
-create or replace function autoembed.search_settings(source regclass)
+create or replace function autoembed.search_settings(source regclass, watch text default null)
 returns table (embedder text, model text, dimensions int, query_prompt text, chunked boolean)
 language sql stable
 set search_path = pg_catalog, pg_temp
 as $$
     select s.embedder, s.model, s.dimensions, s.query_prompt, s.chunk_table is not null
-    from autoembed.sources s where s.source = search_settings.source
+    from autoembed.source_by_table(search_settings.source, search_settings.watch) s
 $$;
 comment on function autoembed.search_settings is 'How to embed a query for autoembed.search on this table: embedder, model, dimensions and the query prompt.';
-grant execute on function autoembed.search_settings(regclass) to autoembed_search;
+grant execute on function autoembed.search_settings(regclass, text) to autoembed_search;

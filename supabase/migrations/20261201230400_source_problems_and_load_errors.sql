@@ -1,4 +1,4 @@
--- autoembed 20261201195941_source_problems_and_load_errors.sql: generated from the package's db/migrations by `autoembed supabase`; do not edit.
+-- autoembed 20261201230400_source_problems_and_load_errors.sql: generated from the package's db/migrations by `autoembed supabase`; do not edit.
 -- It runs once, whichever applies it first (`supabase db push` or `autoembed migrate`): both
 -- record it in autoembed.schema_migrations.
 create schema if not exists autoembed;
@@ -10,7 +10,7 @@ create table if not exists autoembed.schema_migrations (
 select pg_advisory_xact_lock(hashtext('autoembed.migrate'));
 do $autoembed_guard$
 declare
-    done_names constant text[] := array['20261201195941_source_problems_and_load_errors.sql']::text[];
+    done_names constant text[] := array['20261201230400_source_problems_and_load_errors.sql']::text[];
     pushed boolean := false;
 begin
     if to_regclass('supabase_migrations.schema_migrations') is not null then
@@ -18,7 +18,7 @@ begin
         into pushed using array(select left(n, 14) from unnest(done_names) n);
     end if;
     if pushed or exists (select from autoembed.schema_migrations m where m.name = any(done_names)) then
-        raise notice 'autoembed: 20261201195941_source_problems_and_load_errors.sql is applied already';
+        raise notice 'autoembed: 20261201230400_source_problems_and_load_errors.sql is applied already';
         return;
     end if;
     execute $autoembed_sql$-- What the worker found wrong with a source, and why a row could not be loaded.
@@ -42,6 +42,6 @@ alter type autoembed.loaded_row add attribute error_kind text;
 drop view if exists autoembed.status;
 drop function if exists autoembed.source_status();
 $autoembed_sql$;
-    insert into autoembed.schema_migrations (name, checksum) values ('20261201195941_source_problems_and_load_errors.sql', '69b2062891ee7474e7a9a0185252408b59204ac311cd6df61a247b728a66ef4f');
+    insert into autoembed.schema_migrations (name, checksum) values ('20261201230400_source_problems_and_load_errors.sql', '69b2062891ee7474e7a9a0185252408b59204ac311cd6df61a247b728a66ef4f');
 end
 $autoembed_guard$;

@@ -1,4 +1,4 @@
--- autoembed 20261201201542_triggers_without_column_references.sql: generated from the package's db/migrations by `autoembed supabase`; do not edit.
+-- autoembed 20261201230600_triggers_without_column_references.sql: generated from the package's db/migrations by `autoembed supabase`; do not edit.
 -- It runs once, whichever applies it first (`supabase db push` or `autoembed migrate`): both
 -- record it in autoembed.schema_migrations.
 create schema if not exists autoembed;
@@ -10,7 +10,7 @@ create table if not exists autoembed.schema_migrations (
 select pg_advisory_xact_lock(hashtext('autoembed.migrate'));
 do $autoembed_guard$
 declare
-    done_names constant text[] := array['20261201201542_triggers_without_column_references.sql']::text[];
+    done_names constant text[] := array['20261201230600_triggers_without_column_references.sql']::text[];
     pushed boolean := false;
 begin
     if to_regclass('supabase_migrations.schema_migrations') is not null then
@@ -18,7 +18,7 @@ begin
         into pushed using array(select left(n, 14) from unnest(done_names) n);
     end if;
     if pushed or exists (select from autoembed.schema_migrations m where m.name = any(done_names)) then
-        raise notice 'autoembed: 20261201201542_triggers_without_column_references.sql is applied already';
+        raise notice 'autoembed: 20261201230600_triggers_without_column_references.sql is applied already';
         return;
     end if;
     execute $autoembed_sql$-- Triggers that name no column of a watched table. The row-level trigger that flagged a content or
@@ -40,6 +40,6 @@ end
 $$;
 drop function if exists autoembed.clear_embedding();
 $autoembed_sql$;
-    insert into autoembed.schema_migrations (name, checksum) values ('20261201201542_triggers_without_column_references.sql', '8c7b5d5dee0585857e9b3149b63909255523886aff0c00d9b4e73a2ab8d6883a');
+    insert into autoembed.schema_migrations (name, checksum) values ('20261201230600_triggers_without_column_references.sql', '8c7b5d5dee0585857e9b3149b63909255523886aff0c00d9b4e73a2ab8d6883a');
 end
 $autoembed_guard$;

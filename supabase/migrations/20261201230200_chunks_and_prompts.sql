@@ -1,4 +1,4 @@
--- autoembed 20261201195611_chunks_and_prompts.sql: generated from the package's db/migrations by `autoembed supabase`; do not edit.
+-- autoembed 20261201230200_chunks_and_prompts.sql: generated from the package's db/migrations by `autoembed supabase`; do not edit.
 -- It runs once, whichever applies it first (`supabase db push` or `autoembed migrate`): both
 -- record it in autoembed.schema_migrations.
 create schema if not exists autoembed;
@@ -10,7 +10,7 @@ create table if not exists autoembed.schema_migrations (
 select pg_advisory_xact_lock(hashtext('autoembed.migrate'));
 do $autoembed_guard$
 declare
-    done_names constant text[] := array['20261201195611_chunks_and_prompts.sql']::text[];
+    done_names constant text[] := array['20261201230200_chunks_and_prompts.sql']::text[];
     pushed boolean := false;
 begin
     if to_regclass('supabase_migrations.schema_migrations') is not null then
@@ -18,7 +18,7 @@ begin
         into pushed using array(select left(n, 14) from unnest(done_names) n);
     end if;
     if pushed or exists (select from autoembed.schema_migrations m where m.name = any(done_names)) then
-        raise notice 'autoembed: 20261201195611_chunks_and_prompts.sql is applied already';
+        raise notice 'autoembed: 20261201230200_chunks_and_prompts.sql is applied already';
         return;
     end if;
     execute $autoembed_sql$-- Chunks and prompts. A watch may split its content into chunks, kept with their vectors in a
@@ -46,6 +46,6 @@ create type autoembed.search_hit as (pk text, content text, distance double prec
 drop function if exists autoembed.watch(regclass, text, name, text, text, text, int, boolean, boolean);
 drop function if exists autoembed.search(regclass, vector, int);
 $autoembed_sql$;
-    insert into autoembed.schema_migrations (name, checksum) values ('20261201195611_chunks_and_prompts.sql', '0c81b9f82bc7262279083dca5c01f95ce49b0b5fd18409235aed329e56f57c9d');
+    insert into autoembed.schema_migrations (name, checksum) values ('20261201230200_chunks_and_prompts.sql', '0c81b9f82bc7262279083dca5c01f95ce49b0b5fd18409235aed329e56f57c9d');
 end
 $autoembed_guard$;

@@ -1,4 +1,4 @@
--- autoembed 20261201195743_drain_targets.sql: generated from the package's db/migrations by `autoembed supabase`; do not edit.
+-- autoembed 20261201230300_drain_targets.sql: generated from the package's db/migrations by `autoembed supabase`; do not edit.
 -- It runs once, whichever applies it first (`supabase db push` or `autoembed migrate`): both
 -- record it in autoembed.schema_migrations.
 create schema if not exists autoembed;
@@ -10,7 +10,7 @@ create table if not exists autoembed.schema_migrations (
 select pg_advisory_xact_lock(hashtext('autoembed.migrate'));
 do $autoembed_guard$
 declare
-    done_names constant text[] := array['20261201195743_drain_targets.sql']::text[];
+    done_names constant text[] := array['20261201230300_drain_targets.sql']::text[];
     pushed boolean := false;
 begin
     if to_regclass('supabase_migrations.schema_migrations') is not null then
@@ -18,7 +18,7 @@ begin
         into pushed using array(select left(n, 14) from unnest(done_names) n);
     end if;
     if pushed or exists (select from autoembed.schema_migrations m where m.name = any(done_names)) then
-        raise notice 'autoembed: 20261201195743_drain_targets.sql is applied already';
+        raise notice 'autoembed: 20261201230300_drain_targets.sql is applied already';
         return;
     end if;
     execute $autoembed_sql$-- Drain targets: where pg_cron + pg_net POST drain requests, and with which bearer token. Before,
@@ -73,6 +73,6 @@ begin
 end
 $convert$;
 $autoembed_sql$;
-    insert into autoembed.schema_migrations (name, checksum) values ('20261201195743_drain_targets.sql', '1977c9a7714c66298b120c752b206b40c128d99e51acda7db4b45dafa06d44d8');
+    insert into autoembed.schema_migrations (name, checksum) values ('20261201230300_drain_targets.sql', '1977c9a7714c66298b120c752b206b40c128d99e51acda7db4b45dafa06d44d8');
 end
 $autoembed_guard$;

@@ -1,4 +1,4 @@
--- autoembed 20261201194923_content_function_by_name.sql: generated from the package's db/migrations by `autoembed supabase`; do not edit.
+-- autoembed 20261201230100_content_function_by_name.sql: generated from the package's db/migrations by `autoembed supabase`; do not edit.
 -- It runs once, whichever applies it first (`supabase db push` or `autoembed migrate`): both
 -- record it in autoembed.schema_migrations.
 create schema if not exists autoembed;
@@ -10,7 +10,7 @@ create table if not exists autoembed.schema_migrations (
 select pg_advisory_xact_lock(hashtext('autoembed.migrate'));
 do $autoembed_guard$
 declare
-    done_names constant text[] := array['20261201194923_content_function_by_name.sql']::text[];
+    done_names constant text[] := array['20261201230100_content_function_by_name.sql']::text[];
     pushed boolean := false;
 begin
     if to_regclass('supabase_migrations.schema_migrations') is not null then
@@ -18,7 +18,7 @@ begin
         into pushed using array(select left(n, 14) from unnest(done_names) n);
     end if;
     if pushed or exists (select from autoembed.schema_migrations m where m.name = any(done_names)) then
-        raise notice 'autoembed: 20261201194923_content_function_by_name.sql is applied already';
+        raise notice 'autoembed: 20261201230100_content_function_by_name.sql is applied already';
         return;
     end if;
     execute $autoembed_sql$-- autoembed.sources.content_function names the content function as text, `schema.name` (quoted
@@ -40,6 +40,6 @@ alter table autoembed.sources alter column content_function type text using
     end;
 comment on column autoembed.sources.content_function is 'The content function as schema.name (it takes the table''s row and returns text), or NULL where content_column is set.';
 $autoembed_sql$;
-    insert into autoembed.schema_migrations (name, checksum) values ('20261201194923_content_function_by_name.sql', '5633446fe0065331046cf217099b241e42a6110c779745521468e4ede032bad8');
+    insert into autoembed.schema_migrations (name, checksum) values ('20261201230100_content_function_by_name.sql', '5633446fe0065331046cf217099b241e42a6110c779745521468e4ede032bad8');
 end
 $autoembed_guard$;
