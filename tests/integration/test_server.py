@@ -90,6 +90,22 @@ def test_healthz_readyz_metrics_and_unknown_paths(dsn, empty_dsn, settings):
         assert call(f"{url}/healthz")[0] == 200  # alive: nothing fails while no drain runs
 
 
+def test_readyz_of_a_worker_limited_to_some_watches_judges_only_those(conn, dsn):
+    """A watch no worker here serves (another worker's, with a model this one cannot load) must not
+    make this one unready: an orchestrator would restart it for nothing."""
+    create_docs(conn, "articles")
+    create_docs(conn, "notes")
+    watch(conn, "articles")
+    watch(conn, "notes")
+    conn.execute("update autoembed.sources set embedder = 'retired-kind' where source = 'notes'::regclass")
+    with running(App(dsn, Liveness().start(), StatusBoard(dsn))) as url:
+        status, answer = call(f"{url}/readyz")
+        assert status == 503 and "notes" in answer["checks"]["sources"], answer
+    with running(App(dsn, Liveness().start(), StatusBoard(dsn), watches=("articles",))) as url:
+        assert call(f"{url}/readyz") == (200, {"status": "ready", "checks": {
+            "database": "ok", "migrated": "ok", "sources": "ok (1 watched)"}})
+
+
 def test_without_a_token_the_server_refuses_drains(dsn, settings):
     with running(build_app(settings, dsn, token=None, max_drain_seconds=10)) as url:
         status, answer = call(f"{url}/drain", "POST", TOKEN)

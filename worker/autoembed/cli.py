@@ -311,7 +311,7 @@ def worker(obj: Context, drain, once, listen, batch_size, poll_interval, visibil
         from autoembed.queue_gauges import QueueGauges
         from autoembed.server import start_in_background
 
-        start_in_background(obj.dsn(), host="0.0.0.0", port=settings.metrics_port)
+        start_in_background(obj.dsn(), host="0.0.0.0", port=settings.metrics_port, watches=settings.watches)
         QueueGauges(obj.dsn()).start()
     run_worker(settings, obj.dsn(), drain=drain, once=once)
 

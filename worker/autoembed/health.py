@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import psycopg
@@ -97,10 +97,10 @@ class Readiness:
         self.ready = False
 
 
-def readiness(dsn: str, embedders: EmbedderCache | None = None) -> Readiness:
+def readiness(dsn: str, embedders: EmbedderCache | None = None, watches: Sequence[str] = ()) -> Readiness:
     """Is this database ready for a worker: reachable, every packaged migration applied, and each
-    watched table servable (with `embedders`: built and of the column's dimension; without: of a
-    kind this worker knows)."""
+    watch it serves (`watches`, as Settings.watches names them; empty: every watch) servable (with
+    `embedders`: built and of the column's dimension; without: of a kind this worker knows)."""
     result = Readiness()
     try:
         conn = connect(dsn, autocommit=True, vectors=False)
@@ -112,6 +112,9 @@ def readiness(dsn: str, embedders: EmbedderCache | None = None) -> Readiness:
         try:
             applied = {name for name, _ in conn.execute(QUERIES["applied_migrations"])}
             sources = [Source(*row) for row in conn.execute(QUERIES["sources"])]
+            if watches:
+                served = conn.execute(QUERIES["watch_ids"], (list(watches), False)).fetchone()[0] or []
+                sources = [source for source in sources if source.id in served]
         except psycopg.Error as exc:
             result.fail("migrated", f"cannot read autoembed's tables ({exc.diag.message_primary}): "
                                     "run `autoembed migrate`, or grant autoembed_worker to this role")

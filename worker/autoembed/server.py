@@ -19,6 +19,7 @@ import json
 import logging
 import signal
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,13 +41,15 @@ STUCK_GRACE = 60.0  # seconds past its time limit after which a drain counts as 
 @dataclass
 class App:
     """What the routes answer from: the database, the drainer (None: no POST /drain here), the
-    drain token, the loop's liveness and the status page's snapshots."""
+    drain token, the loop's liveness, the status page's snapshots and the watches the worker
+    serves (empty: all; /readyz judges only those)."""
 
     dsn: str
     liveness: Liveness
     board: StatusBoard
     drainer: Drainer | None = None
     token: str | None = None
+    watches: tuple[str, ...] = ()
 
     def authorized(self, header: str | None) -> bool:
         """Whether an Authorization header carries the drain token (constant-time comparison)."""
@@ -115,7 +118,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _readyz(self) -> None:
         drainer = self.app.drainer
-        ready = readiness(self.app.dsn, drainer.embedders if drainer else None)
+        ready = readiness(self.app.dsn, drainer.embedders if drainer else None, self.app.watches)
         self._json(HTTPStatus.OK if ready.ready else HTTPStatus.SERVICE_UNAVAILABLE,
                    {"status": "ready" if ready.ready else "not ready", "checks": ready.checks})
 
@@ -199,10 +202,11 @@ def serve(settings: Settings, dsn: str, *, host: str, port: int, token: str | No
             app.drainer.close()
 
 
-def start_in_background(dsn: str, *, host: str, port: int) -> ThreadingHTTPServer:
+def start_in_background(dsn: str, *, host: str, port: int, watches: Sequence[str] = ()) -> ThreadingHTTPServer:
     """The worker's HTTP port (`autoembed worker --metrics-port`): every GET route, no POST /drain,
-    served from a daemon thread while the worker loop runs in this process."""
-    server = make_server(App(dsn, Liveness().start(), StatusBoard(dsn)), host, port)
+    served from a daemon thread while the worker loop runs in this process (limited to `watches`,
+    as the worker is)."""
+    server = make_server(App(dsn, Liveness().start(), StatusBoard(dsn), watches=tuple(watches)), host, port)
     server.daemon_threads = True  # the loop's exit ends the process
     threading.Thread(target=server.serve_forever, name="autoembed-http", daemon=True).start()
     return server
