@@ -23,7 +23,7 @@ from autoembed.embedders import KINDS, EmbedderCache
 from autoembed.errors import AutoembedError
 from autoembed.migrate import migration_files
 from autoembed.queries import QUERIES
-from autoembed.store import Source
+from autoembed.store import served_sources
 
 WINDOW = 60.0  # seconds of loop history liveness looks at
 SAMPLE_EVERY = 5.0  # seconds between samples of the loop's metrics
@@ -111,10 +111,7 @@ def readiness(dsn: str, embedders: EmbedderCache | None = None, watches: Sequenc
         result.checks["database"] = "ok"
         try:
             applied = {name for name, _ in conn.execute(QUERIES["applied_migrations"])}
-            sources = [Source(*row) for row in conn.execute(QUERIES["sources"])]
-            if watches:
-                served = conn.execute(QUERIES["watch_ids"], (list(watches), False)).fetchone()[0] or []
-                sources = [source for source in sources if source.id in served]
+            sources = served_sources(conn, watches)
         except psycopg.Error as exc:
             result.fail("migrated", f"cannot read autoembed's tables ({exc.diag.message_primary}): "
                                     "run `autoembed migrate`, or grant autoembed_worker to this role")

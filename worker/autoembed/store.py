@@ -81,6 +81,13 @@ class Failure:
     attempts: int
 
 
+def served_sources(conn: psycopg.Connection, watches: Sequence[str] = ()) -> list[Source]:
+    """The registrations a worker limited to `watches` ('table' or 'table.name' each; empty: every
+    watch) serves, in id order."""
+    served = conn.execute(QUERIES["watch_ids"], (list(watches), False)).fetchone()[0] if watches else None
+    return [Source(*row) for row in conn.execute(QUERIES["sources"]).fetchall() if served is None or row[0] in served]
+
+
 class Store:
     """The pipeline's database access, on connections of `pool` (autocommit). A worker limited to
     some watches (Settings.watches: 'table' or 'table.name' each) reads and counts only their jobs."""
@@ -109,9 +116,7 @@ class Store:
     # -- reads ------------------------------------------------------------------------------------
     def sources(self, conn: psycopg.Connection) -> dict[int, Source]:
         """The registrations this store serves (all, unless limited to some watches), by id."""
-        served = conn.execute(QUERIES["watch_ids"], (list(self.watches), False)).fetchone()[0] if self.watches else None
-        return {row[0]: Source(*row) for row in conn.execute(QUERIES["sources"]).fetchall()
-                if served is None or row[0] in served}
+        return {source.id: source for source in served_sources(conn, self.watches)}
 
     def read_jobs(self, conn: psycopg.Connection, max_rows: int,
                   visibility_timeout: int) -> tuple[list[Job], list[tuple[int, str]]]:
