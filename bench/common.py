@@ -284,6 +284,9 @@ class PrebuiltEmbedders(EmbedderCache):
     def get(self, kind: str, model: str, dimensions: int) -> Embedder:
         return self.embedder
 
+    def wanted_batch_rows(self) -> int | None:
+        return self.embedder.wanted_batch_rows()
+
     def close(self) -> None:  # the benchmark owns the embedder
         pass
 

@@ -1,7 +1,7 @@
 """One worker against a remote embedding endpoint: as busy as the best raw client keeps it?
 
     .venv/bin/python bench/remote_endpoint.py [--rows 20000] [--latency-ms 200] [--capacity 8]
-        [--request-texts 25] [--batch-sizes 100,400,800] [--squeeze-rows 30000] [--quick] [--out FILE]
+        [--request-texts 25] [--batch-sizes 100,100:100] [--squeeze-rows 30000] [--quick] [--out FILE]
 
 The endpoint is OpenAIStub (tests/support) in a process of its own: every request takes a fixed
 --latency-ms, at most --capacity requests are served at once and one more is answered 429 at
@@ -13,19 +13,22 @@ client), so the endpoint's ceiling is capacity x request-texts / latency rows/s.
    --request-texts texts from a queue (a 429 waits its Retry-After and goes again). A sweep over
    thread counts finds the best; then the best runs once more on --rows texts.
 2. **autoembed**: one `autoembed worker` process at default settings except the endpoint and the
-   request size, for each --batch-sizes (AUTOEMBED_BATCH_SIZE): half of --rows inserted in one
+   request size, for each --batch-sizes entry `B` (AUTOEMBED_BATCH_SIZE=B, the default
+   AUTOEMBED_MAX_BATCH_SIZE) or `B:M` (AUTOEMBED_MAX_BATCH_SIZE=M): half of --rows inserted in one
    statement (cold: the worker learns the endpoint's pace and capacity on them), then the other
    half (warm, as the raw client is after its sweep); rows/s from the insert's commit until the
    queue is empty and every row has its vector. The warm ratio to the raw best of the same run is
    the figure (goal >= 0.9); the cold one is reported beside it.
-   Beside it, the embedder alone, called exactly as the worker calls it, without the database.
+   Beside it, the embedder alone, called exactly as the worker calls it, without the database
+   (batches of `Settings.read_size` rows, as the worker reads them).
 3. **Squeeze**: after a warm-up, the stub (in this process for this part) serves --capacity, then
    a quarter of it for --squeeze-seconds, then --capacity again; the worker's rows/s and the 429s
    it got, per second: it slows down when squeezed and comes back by itself.
 
-The default worker batch (100 rows) caps one worker at 100 rows per round trip whatever the
-concurrency; larger batches let one call fill every request slot several times over (the
-embedder's `max_batch_size` says how many texts that takes). Vectors are 64-d (--dims) so that
+A worker reads as many rows as the embedder's request slots keep busy (its `max_batch_size`: slots
+x texts per request x `dispatch.CALL_ROUNDS`), at least AUTOEMBED_BATCH_SIZE and at most
+AUTOEMBED_MAX_BATCH_SIZE; `100:100` shows fixed batches of 100 rows (one call of 4 requests: at
+most 4 of the endpoint's slots busy). Vectors are 64-d (--dims) so that
 JSON on two shared cores does not become the bottleneck. Default scale ~5 minutes.
 """
 
@@ -45,6 +48,7 @@ import requests
 from common import note
 
 from autoembed.embedders.openai import OpenAIEmbedder
+from autoembed.settings import Settings
 from support.openai_stub import OpenAIStub
 
 MODEL = "bench-remote"
@@ -130,11 +134,12 @@ def raw_client(base_url: str, texts: list[str], request_texts: int, threads: int
 
 # -- the worker --------------------------------------------------------------------------------------
 def worker_run(bench_db: common.BenchDatabase, conn, base_url: str, table: str, texts: list[str],
-               batch_size: int, args) -> dict:
+               settings: Settings, args) -> dict:
     """Rows/s of one `autoembed worker` on `texts`, from the insert's commit to the last vector."""
     common.create_table(conn, table, args.dims, embedder="openai", model=MODEL)
-    env = common.worker_env(openai_base_url=base_url, openai_api_key=API_KEY, batch_size=batch_size,
-                            openai_batch_size=args.request_texts, poll_interval=1)
+    env = common.worker_env(openai_base_url=base_url, openai_api_key=API_KEY, batch_size=settings.batch_size,
+                            max_batch_size=settings.max_batch_size, openai_batch_size=args.request_texts,
+                            poll_interval=1)
     half = len(texts) // 2
     with common.WorkerPool(bench_db, 1, env, prefix=f"bench-remote-{table}") as pool:
         pool.wait_listening(conn)
@@ -144,26 +149,33 @@ def worker_run(bench_db: common.BenchDatabase, conn, base_url: str, table: str, 
         started = time.monotonic()
         common.insert_texts(conn, table, texts[half:])  # warm, as the raw client after its sweep
         warm = common.wait_drained(conn, table, len(texts), args.timeout) - started
-    return {"batch_size": batch_size, "rows": len(texts), "cold_rows_per_s": half / cold,
+    return {"batch_size": label(settings), "rows": len(texts), "cold_rows_per_s": half / cold,
             "rows_per_s": (len(texts) - half) / warm}
 
 
-def embedder_run(base_url: str, texts: list[str], batch_size: int, args) -> dict:
-    """Rows/s of the openai embedder alone, called as the worker calls it (batches of `batch_size`,
-    each in calls of `max_batch_size` read at the start of the batch), without the database:
-    the first half of `texts` warms it up, the second is timed."""
+def label(settings: Settings) -> str:
+    """How a worker's batch settings read in the report."""
+    return f"{settings.batch_size} to {settings.max_batch_size}"
+
+
+def embedder_run(base_url: str, texts: list[str], settings: Settings, args) -> dict:
+    """Rows/s of the openai embedder alone, called as the worker calls it (batches of
+    `settings.read_size` rows, each in calls of `max_batch_size` read at the start of the batch),
+    without the database: the first half of `texts` warms it up, the second is timed."""
     embedder = OpenAIEmbedder(MODEL, args.dims, base_url=base_url, api_key=API_KEY, batch_size=args.request_texts)
     try:
         half = len(texts) // 2
         timings = []
         for part in (texts[:half], texts[half:]):
-            started = time.perf_counter()
-            for batch in common.chunks(part, batch_size):
+            started, done = time.perf_counter(), 0
+            while done < len(part):
+                batch = part[done:done + settings.read_size(embedder.wanted_batch_rows())]
+                done += len(batch)
                 step = embedder.max_batch_size
                 for start in range(0, len(batch), step):
                     embedder.embed(list(batch[start:start + step]))
             timings.append(len(part) / (time.perf_counter() - started))
-        return {"batch_size": batch_size, "cold_rows_per_s": timings[0], "rows_per_s": timings[1],
+        return {"batch_size": label(settings), "cold_rows_per_s": timings[0], "rows_per_s": timings[1],
                 "pacing": embedder.pacing()}
     finally:
         embedder.close()
@@ -215,6 +227,12 @@ def phase_rate(timeline: list[dict], phase: str, skip: int = 0, last: int | None
     return sum(seconds) / len(seconds) if seconds else None
 
 
+def batch_settings(entry: str) -> Settings:
+    """`B` or `B:M` as settings: AUTOEMBED_BATCH_SIZE B and AUTOEMBED_MAX_BATCH_SIZE M (default: its default)."""
+    batch, _, most = entry.partition(":")
+    return Settings(batch_size=int(batch), **({"max_batch_size": int(most)} if most else {}))
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = common.base_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=20000)
@@ -225,7 +243,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="vector size: small, so JSON on 2 shared cores does not become the bottleneck")
     parser.add_argument("--sweep", default="1,2,4,6,8,10,12,16", help="raw client thread counts")
     parser.add_argument("--sweep-rows", type=int, default=3000)
-    parser.add_argument("--batch-sizes", default="100,400,800", help="AUTOEMBED_BATCH_SIZE values for the worker")
+    parser.add_argument("--batch-sizes", default="100,100:100",
+                        help="worker batch settings: B (AUTOEMBED_BATCH_SIZE) or B:M (and AUTOEMBED_MAX_BATCH_SIZE)")
     parser.add_argument("--squeeze-rows", type=int, default=30000)
     parser.add_argument("--squeeze-batch-size", type=int, default=800)
     parser.add_argument("--squeeze-at", type=float, default=8.0)
@@ -257,23 +276,23 @@ def main(argv: list[str] | None = None) -> dict:
         raw["stub"] = stub.stats(reset=True)
         note(f"raw client at its best ({best_threads} threads): {raw['rows_per_s']:,.0f} rows/s")
         runs, alone, worker_error = [], [], None
-        for batch_size in [int(n) for n in args.batch_sizes.split(",") if n.strip()]:
-            result = embedder_run(stub.base_url, texts, batch_size, args)
+        for batch in [batch_settings(entry) for entry in args.batch_sizes.split(",") if entry.strip()]:
+            result = embedder_run(stub.base_url, texts, batch, args)
             result["stub"] = stub.stats(reset=True)
             alone.append(result)
-            note(f"embedder alone, batch {batch_size}: {result['rows_per_s']:,.0f} rows/s warm, "
+            note(f"embedder alone, batch {label(batch)}: {result['rows_per_s']:,.0f} rows/s warm, "
                  f"{result['cold_rows_per_s']:,.0f} cold, {result['stub']['counts'].get('429', 0)} refused")
             if worker_error or args.skip_worker:
                 continue
             try:
-                result = worker_run(bench_db, conn, stub.base_url, f"remote_b{batch_size}", texts, batch_size, args)
+                result = worker_run(bench_db, conn, stub.base_url, f"remote_{len(runs)}", texts, batch, args)
             except (RuntimeError, TimeoutError) as exc:  # the worker would not run: say why, keep the rest
                 worker_error = str(exc).strip().splitlines()[-1][:300]
                 note(f"autoembed worker did not run: {worker_error}")
                 continue
             result["stub"] = stub.stats(reset=True)
             runs.append(result)
-            note(f"autoembed worker, batch {batch_size}: {result['rows_per_s']:,.0f} rows/s warm, "
+            note(f"autoembed worker, batch {label(batch)}: {result['rows_per_s']:,.0f} rows/s warm, "
                  f"{result['cold_rows_per_s']:,.0f} cold, "
                  f"{result['stub']['counts'].get('429', 0)} refused, at most {result['stub']['max_concurrent']} at once")
         squeeze = None if args.skip_squeeze or args.skip_worker or worker_error else squeeze_run(bench_db, conn, args, common.make_texts(

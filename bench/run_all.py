@@ -26,7 +26,7 @@ from pathlib import Path
 
 import common
 
-BENCHES = ["e2e_throughput", "pipeline_overhead", "latency", "write_overhead", "scale", "memory"]
+BENCHES = ["e2e_throughput", "pipeline_overhead", "remote_endpoint", "latency", "write_overhead", "scale", "memory"]
 PEER = "peer_pgai"
 DESCRIPTIONS = {
     "e2e_throughput": "local model (ONNX), one in-process worker draining N queued rows, vs the same "

@@ -163,6 +163,23 @@ def test_transient_provider_errors_are_retried_until_success(conn, dsn, settings
     assert conn.execute("select count(*) from autoembed.failures").fetchone()[0] == 0
 
 
+@pytest.mark.parametrize("max_batch_size", [10, 1000])
+def test_a_worker_reads_as_many_rows_as_a_remote_endpoint_keeps_busy(conn, dsn, settings, max_batch_size):
+    """Batches of 10 rows are 2 requests of 5 texts: with AUTOEMBED_MAX_BATCH_SIZE above that, the
+    worker reads what the endpoint's free request slots take, and more requests go at once."""
+    create_docs(conn)
+    openai_watch(conn)
+    conn.execute("insert into docs (body) select 'doc ' || g from generate_series(1, 600) g")
+    with OpenAIStub(dimensions=DIMS, latency=0.05, capacity=16) as stub:
+        drain(dsn, stub_settings(settings, stub, batch_size=10, openai_batch_size=5, max_batch_size=max_batch_size))
+        most_at_once = stub.max_concurrent
+    assert conn.execute("select count(embedding) from docs").fetchone()[0] == 600
+    if max_batch_size == 10:
+        assert most_at_once <= 2, most_at_once
+    else:
+        assert most_at_once >= 8, most_at_once
+
+
 def test_a_bad_row_fails_alone_and_its_batch_mates_are_embedded(conn, dsn, settings):
     create_docs(conn)
     openai_watch(conn)

@@ -25,17 +25,21 @@ CLEAR_PERMANENT = re.compile(
     r"|HTTP 400: Invalid 'input\[\d+\]': .* was rejected \(contains 'POISON'\)\.)")
 
 
-def fault_settings(settings, stub, batch_size=10, openai_batch_size=None):
+def fault_settings(settings, stub, batch_size=10, openai_batch_size=None, max_batch_size=None):
+    """Batches of `batch_size` rows, or as many more as the embedder wants, up to `max_batch_size`
+    (default: `batch_size`, so that a failed request fails the worker's call, not only a request
+    the dispatcher sends again)."""
     return settings.replace(openai_base_url=stub.base_url, openai_api_key="sk-test", openai_timeout=0.5,
-                            batch_size=batch_size, openai_batch_size=openai_batch_size or batch_size)
+                            batch_size=batch_size, openai_batch_size=openai_batch_size or batch_size,
+                            max_batch_size=max_batch_size or batch_size)
 
 
-def drain_against_stub(conn, dsn, settings, kind: str, **stub_options):
+def drain_against_stub(conn, dsn, settings, kind: str, max_batch_size=None, **stub_options):
     """Drain the queue against a stub injecting `kind` faults, check the invariant and report it.
     Returns the stub's counts, the verdict and the row texts the stub embedded (probes left out)."""
     probes = answered_probes()
     with OpenAIStub(dimensions=DIMS, seed=1, **stub_options) as stub:
-        drain(dsn, fault_settings(settings, stub))
+        drain(dsn, fault_settings(settings, stub, max_batch_size=max_batch_size))
         counts = stub.counts
     verdict = check(conn)
     report(f"provider {kind}", rows=verdict.rows, faults={kind: counts[kind]}, lost=len(verdict.lost),
@@ -70,6 +74,22 @@ def test_transient_faults_end_in_success_with_each_row_embedded_once(conn, dsn, 
         assert all("HTTP 429 (retry after 1 s)" in m for m in handled if "available again" not in m), handled
 
 
+@pytest.mark.parametrize("kind", TRANSIENT)
+def test_transient_faults_inside_large_batches_end_in_success_with_each_row_embedded_once(conn, dsn, settings,
+                                                                                          kind):
+    """At the default read size a batch holds as many rows as the endpoint's request slots keep
+    busy, and the dispatcher sends a failed request's texts again within the call."""
+    rows = scaled(160)
+    fill(conn, rows)
+    counts, verdict, embedded_texts = drain_against_stub(conn, dsn, settings, kind, max_batch_size=1000,
+                                                         faults={kind: 0.3}, hang_seconds=2)
+    assert counts[kind] > 0, counts
+    assert verdict.ok, verdict
+    assert verdict.failed == 0, verdict.failures
+    if kind != "hang":
+        assert embedded_texts == rows, "a row was sent to the model again after it had been embedded"
+
+
 @pytest.mark.parametrize("kind", ["wrong_dim", "short"])
 def test_wrong_shaped_answers_end_in_an_embedding_or_a_clear_failure(conn, dsn, settings, kind):
     rows = scaled(80)
@@ -83,13 +103,14 @@ def test_wrong_shaped_answers_end_in_an_embedding_or_a_clear_failure(conn, dsn, 
         assert cls == "EmbeddingError" and CLEAR_PERMANENT.fullmatch(message), (pk, message)
 
 
-def test_every_fault_at_once_and_poison_rows(conn, dsn, settings):
+@pytest.mark.parametrize("max_batch_size", [None, 1000], ids=["batch-size", "large-batches"])
+def test_every_fault_at_once_and_poison_rows(conn, dsn, settings, max_batch_size):
     rows, poison = scaled(200), 4
     fill(conn, rows, poison=poison)
     faults = {"500": 0.05, "429": 0.04, "hang": 0.02, "close": 0.04, "malformed": 0.04, "no_data": 0.03,
               "wrong_dim": 0.03, "short": 0.03}
     with OpenAIStub(dimensions=DIMS, faults=faults, seed=3, fail_texts=["POISON"], hang_seconds=2) as stub:
-        drain(dsn, fault_settings(settings, stub))
+        drain(dsn, fault_settings(settings, stub, max_batch_size=max_batch_size))
         counts = stub.counts
     verdict = check(conn)
     report("provider mixed", rows=verdict.rows, faults={k: counts[k] for k in [*faults, "400"]},

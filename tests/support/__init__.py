@@ -76,6 +76,9 @@ class FixedEmbedders(EmbedderCache):
     def get(self, kind: str, model: str, dimensions: int) -> Embedder:
         return self.embedder
 
+    def wanted_batch_rows(self) -> int | None:
+        return self.embedder.wanted_batch_rows()
+
 
 def drain(dsn: str, settings: Settings, embedders: EmbedderCache | None = None) -> Worker:
     """Run an in-process worker until the queue is empty; returns it (closed)."""

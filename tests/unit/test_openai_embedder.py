@@ -884,3 +884,28 @@ def test_a_failure_record_holds_no_trace_of_the_key(conn, dsn, settings, caplog)
 )
 def test_scrubber_masks_secrets_without_garbling_the_rest(secret, text, scrubbed):
     assert Scrubber([secret]).scrub(text) == scrubbed
+
+
+def test_a_call_failed_by_one_rejected_text_keeps_the_answers_of_its_other_requests(embedders):
+    """The worker sends a failed call's texts again (in halves, to pin the bad one): those its other
+    requests were answered for are not sent to the endpoint a second time."""
+    texts = [f"row {i}" for i in range(40)]
+    texts[23] = "row 23 POISON"
+    with OpenAIStub(fail_texts=["POISON"]) as stub:
+        embedder = embedders(stub, openai_batch_size=5, openai_max_concurrency=4)
+        embedder.embed([f"warm {i}" for i in range(64)])  # past the first, smallest calls
+        stub.reset()
+        with pytest.raises(EmbeddingError) as failed:
+            embedder.embed(texts)
+        assert not failed.value.retryable and "POISON" in str(failed.value)
+        assert sorted(r.outcome for r in stub.request_log) == ["400"] + ["ok"] * 7  # the call went on
+        stub.reset()
+        good = texts[:20] + texts[25:]
+        vectors = embedder.embed(good)
+        assert stub.requests == []  # every answer was kept
+        for got, want in zip(vectors, expected(good), strict=True):
+            np.testing.assert_array_equal(got, want)
+        again = embedder.embed(good[:3])
+        assert stub.requests == [3]  # kept answers serve one call only
+        for got, want in zip(again, expected(good[:3]), strict=True):
+            np.testing.assert_array_equal(got, want)

@@ -283,7 +283,9 @@ def sweep(obj: Context) -> None:
               help="Work through the jobs visible now and exit (for scripts): exit 0, or non-zero at any database error.")
 @click.option("--listen/--no-listen", default=None,
               help="Wake on NOTIFY (turn off behind transaction-mode poolers) [env AUTOEMBED_LISTEN].")
-@click.option("--batch-size", type=int, default=None, help="Rows per batch [env AUTOEMBED_BATCH_SIZE; 100].")
+@click.option("--batch-size", type=int, default=None,
+              help="Rows per batch, at least [env AUTOEMBED_BATCH_SIZE; 100]; a remote embedder that keeps more "
+                   "requests busy gets up to AUTOEMBED_MAX_BATCH_SIZE [1000].")
 @click.option("--poll-interval", type=float, default=None, help="Seconds between polls when idle [env AUTOEMBED_POLL_INTERVAL; 5].")
 @click.option("--visibility-timeout", type=int, default=None,
               help="Seconds a read job stays hidden [env AUTOEMBED_VISIBILITY_TIMEOUT; 120].")

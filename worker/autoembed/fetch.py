@@ -1,4 +1,4 @@
-"""Stage 1 of a batch: read jobs naming up to batch_size rows, claim the rows, load their current
+"""Stage 1 of a batch: read jobs naming up to `rows` rows (Settings.read_size), claim the rows, load their current
 content (one query per source) and plan each row: skip it, fail it, drop it, or embed it.
 
 Poison never stops a batch: a malformed message, a job for a source that is not watched and a key
@@ -24,12 +24,12 @@ log = logging.getLogger(__name__)
 CLAIM_WAIT = 2  # seconds a job waits when another batch is embedding its row right now
 
 
-def fetch(store: Store, settings: Settings) -> Batch:
-    """A new batch of the queue's visible jobs (of settings.watches only, when it names some), with
-    the content of the rows it claimed."""
+def fetch(store: Store, settings: Settings, rows: int) -> Batch:
+    """A new batch of the queue's visible jobs naming up to `rows` rows (of settings.watches only,
+    when it names some), with the content of the rows it claimed."""
     batch = Batch()
     with store.connection() as conn:
-        jobs, malformed = store.read_jobs(conn, settings.batch_size, settings.visibility_timeout)
+        jobs, malformed = store.read_jobs(conn, rows, settings.visibility_timeout)
         batch.msg_ids = [job.msg_id for job in jobs] + [msg_id for msg_id, _ in malformed]
         for msg_id, why in malformed:
             batch.archived.add(msg_id)

@@ -65,7 +65,8 @@ class Settings:
     database_url: str | None = None  # DATABASE_URL
     home: Path = Path(".autoembed")  # AUTOEMBED_HOME: dev database and caches
     dev_db_port: int = 55432  # AUTOEMBED_DEV_DB_PORT
-    batch_size: int = 100  # AUTOEMBED_BATCH_SIZE: rows read per cycle
+    batch_size: int = 100  # AUTOEMBED_BATCH_SIZE: rows read per cycle (at least)
+    max_batch_size: int = 2000  # AUTOEMBED_MAX_BATCH_SIZE: most rows, for an embedder that keeps more busy
     visibility_timeout: int = 120  # AUTOEMBED_VISIBILITY_TIMEOUT (s) a read job stays hidden
     poll_interval: float = 5.0  # AUTOEMBED_POLL_INTERVAL (s) between polls when idle
     listen: bool = True  # AUTOEMBED_LISTEN: wake on NOTIFY (off behind transaction poolers)
@@ -97,6 +98,7 @@ class Settings:
             home=home,
             dev_db_port=_env_int(env, "AUTOEMBED_DEV_DB_PORT", cls.dev_db_port),
             batch_size=_env_int(env, "AUTOEMBED_BATCH_SIZE", cls.batch_size),
+            max_batch_size=_env_int(env, "AUTOEMBED_MAX_BATCH_SIZE", cls.max_batch_size),
             visibility_timeout=_env_int(env, "AUTOEMBED_VISIBILITY_TIMEOUT", cls.visibility_timeout),
             poll_interval=_env_float(env, "AUTOEMBED_POLL_INTERVAL", cls.poll_interval),
             listen=_env_bool(env, "AUTOEMBED_LISTEN", cls.listen),
@@ -126,6 +128,8 @@ class Settings:
         """Raise ConfigError naming the first setting that cannot work."""
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.max_batch_size < 1:
+            raise ConfigError(f"AUTOEMBED_MAX_BATCH_SIZE must be at least 1, got {self.max_batch_size}")
         if self.visibility_timeout < 1:
             raise ConfigError(f"visibility timeout must be at least 1 s, got {self.visibility_timeout}")
         if self.poll_interval <= 0:
@@ -139,6 +143,11 @@ class Settings:
         if self.local_backend is not None and self.local_backend not in LOCAL_BACKENDS:
             *first, last = LOCAL_BACKENDS
             raise ConfigError(f"local backend must be {', '.join(first)} or {last}, got {self.local_backend!r}")
+
+    def read_size(self, wanted: int | None) -> int:
+        """Rows a batch reads: `batch_size`, or more when an embedder `wanted` more to keep its
+        requests busy, up to `max_batch_size` (never below `batch_size`)."""
+        return max(self.batch_size, min(wanted or 0, self.max_batch_size))
 
     def replace(self, **changes) -> "Settings":
         """A copy with the given fields changed (flags given on the command line), validated."""

@@ -182,8 +182,10 @@ class Worker:
         self._sleep(delay)
 
     def _fetch(self) -> Future:
-        """Start fetching the next batch on a database thread."""
-        return self._db_threads.submit(fetch, self.store, self.settings)
+        """Start fetching the next batch on a database thread: as many rows as the embedders built
+        so far want to be kept busy (a remote endpoint's request slots), at least the batch size."""
+        rows = self.settings.read_size(self.embedders.wanted_batch_rows())
+        return self._db_threads.submit(fetch, self.store, self.settings, rows)
 
     def _release(self, fetching: Future) -> None:
         """Give a prefetched batch back to the queue (stop, or an error in another stage)."""

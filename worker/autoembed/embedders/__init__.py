@@ -25,6 +25,10 @@ class EmbedderCache:
             self._built[key] = build_embedder(kind, model, dimensions, self._settings)
         return self._built[key]
 
+    def wanted_batch_rows(self) -> int | None:
+        """The most rows any embedder built so far wants a batch to bring (None: none asks)."""
+        return max((w for w in (e.wanted_batch_rows() for e in self._built.values()) if w), default=None)
+
     def close(self) -> None:
         """Close every embedder built so far."""
         for embedder in self._built.values():

@@ -31,5 +31,10 @@ class Embedder(ABC):
     def embed(self, texts: Sequence[str]) -> list[np.ndarray]:
         """Embed the texts, one vector each, in order."""
 
+    def wanted_batch_rows(self) -> int | None:
+        """Rows one batch should bring this embedder to keep it at its pace (a remote one: every
+        request it may have in flight busy); None: the worker's batch size is right."""
+        return None
+
     def close(self) -> None:
         """Release sessions or processes the embedder holds (default: nothing)."""

@@ -5,7 +5,8 @@ What happens to a chunk whose request did not succeed:
 
 - refused for overload (429, 503): the concurrency limit halves, and the chunk goes again no
   sooner than the endpoint's Retry-After. New requests wait for it too, unless another request
-  succeeds meanwhile (the endpoint is serving again: it limits concurrency, not a time window).
+  succeeds meanwhile (the endpoint is serving again: it limits concurrency, not a time window);
+  once a request sent after the refusal succeeds, the refused chunk may go at once too.
   A probe above the known level (pacing.py) duplicates a chunk in flight: its refusal only
   postpones the next probe;
 - timed out: the request is abandoned (the server may still be computing it), the limit halves,
@@ -13,7 +14,8 @@ What happens to a chunk whose request did not succeed:
   that times out `MAX_TIMEOUTS_AT_ONE` times is an error;
 - failed in transit (5xx, connection reset, a garbled body): sent again after a short backoff, at
   most `MAX_TRANSIENT_RETRIES` times (`MAX_OVERLOADS` times for refusals);
-- rejected (4xx, wrong shape): the call fails at once with that error.
+- rejected (4xx, wrong shape): the call fails with that error; at once if nothing of it was
+  answered yet, else once its other requests are in.
 
 A chunk is only sent again once another request of the same call has succeeded: when every
 request fails, the endpoint is down or the input is bad, and the error goes to the worker, whose
@@ -47,7 +49,7 @@ MAX_TIMEOUTS_AT_ONE = 2
 #: seconds of an RPM or TPM limit that may be spent at once
 BURST_SECONDS = 1.0
 #: requests each slot carries in one call, once the endpoint's pace is known
-CALL_ROUNDS = 4
+CALL_ROUNDS = 8
 
 
 class Kind(Enum):
@@ -105,6 +107,7 @@ class _Chunk:
     start: int
     stop: int
     not_before: float = 0.0
+    refused_at: float | None = None  # when the endpoint last refused it for overload
     overloads: int = 0
     transient: int = 0
     timeouts: int = 0
@@ -136,6 +139,7 @@ class _Call:
     in_flight: dict[Future, _Sent] = field(default_factory=dict)
     parked: list[tuple[_Chunk, Outcome]] = field(default_factory=list)
     answered: bool = False  # some request of this call succeeded
+    failed: list[EmbeddingError] = field(default_factory=list)  # chunks given up while others were answered
 
     def done_texts(self) -> int:
         return sum(1 for vector in self.results if vector is not None)
@@ -174,14 +178,21 @@ class Dispatcher:
         """Stop the request threads (requests in flight finish on their own)."""
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def run(self, count: int, send: Send, costs: Sequence[int]) -> list:
+    def run(self, count: int, send: Send, costs: Sequence[int],
+            keep: Callable[[int, object], None] | None = None) -> list:
         """The vectors of texts 0..count-1 in order; `costs[i]` is text i's estimated tokens.
-        Raises the EmbeddingError that ended the call."""
+        Raises the EmbeddingError that ended the call, after handing `keep(i, vector)` each vector
+        the call got nonetheless (so that the texts its other requests had answered need not go again)."""
         with self._lock:
             started = time.monotonic()
             call = _Call(count, started + self.call_seconds, [None] * count)
             try:
                 self._drive(call, send, costs)
+            except EmbeddingError:
+                for index, vector in enumerate(call.results):
+                    if vector is not None and keep is not None:
+                        keep(index, vector)
+                raise
             finally:
                 self._stale.update(call.in_flight)
                 self._observe_pace(call.done_texts(), time.monotonic() - started)
@@ -222,6 +233,8 @@ class Dispatcher:
         call.in_flight.clear()
         if call.parked:
             raise call.parked[0][1].error
+        if call.failed:
+            raise call.failed[0]
 
     def _send_ready(self, call: _Call, send: Send, costs: Sequence[int], now: float) -> float | None:
         """Send every chunk that may go now; returns when the next may go (None: a slot must free)."""
@@ -298,17 +311,20 @@ class Dispatcher:
             self._pause_until = 0.0
             self.limiter.on_success(sent.level, outcome.latency, now)
             self.sizer.on_success(chunk.size, outcome.latency)
+            for waiting in call.pending:  # the endpoint took a request sent after it refused these
+                if waiting.refused_at is not None and waiting.refused_at < sent.at:
+                    waiting.not_before, waiting.refused_at = min(waiting.not_before, now), None
             for parked, _ in call.parked:
                 parked.not_before = max(parked.not_before, now + retry_backoff(1))
                 call.pending.append(parked)
             call.parked.clear()
         elif outcome.kind is Kind.PERMANENT:
-            raise outcome.error
+            self._give_up(call, outcome.error)
         elif outcome.kind is Kind.OVERLOAD:
             self.limiter.on_overload(self._level_now(call), now, round_trip=now - sent.at)
             chunk.overloads += 1
             wait_s = outcome.retry_after if outcome.retry_after is not None else retry_backoff(chunk.overloads)
-            chunk.not_before = now + wait_s
+            chunk.not_before, chunk.refused_at = now + wait_s, now
             self._pause_until = max(self._pause_until, chunk.not_before)
             self._again(call, chunk, outcome, chunk.overloads > MAX_OVERLOADS)
         elif outcome.kind is Kind.TIMEOUT:
@@ -336,11 +352,20 @@ class Dispatcher:
     def _again(self, call: _Call, chunk: _Chunk, outcome: Outcome, exhausted: bool) -> None:
         """Send `chunk` again if the call is getting answers; park it until one comes otherwise."""
         if exhausted:
-            raise outcome.error
-        if call.answered:
+            self._give_up(call, outcome.error)
+        elif call.answered:
             call.pending.append(chunk)
         else:
             call.parked.append((chunk, outcome))
+
+    @staticmethod
+    def _give_up(call: _Call, error: EmbeddingError) -> None:
+        """A chunk failed for good. While the call is getting answers the fault is the chunk's
+        (a text the endpoint rejects, bad luck): the call goes on, and raises `error` at its end,
+        when every answer it could get is in. Otherwise the endpoint refuses everything: raise now."""
+        if not call.answered:
+            raise error
+        call.failed.append(error)
 
     def _out_of_time(self, call: _Call, retry_after: float | None) -> EmbeddingError:
         error = self._describe(

@@ -6,7 +6,7 @@ concurrently (embedders/dispatch.py); how many are in flight, how many texts eac
 long each may take adapt to what the endpoint answers (embedders/pacing.py), so a CPU server
 answering one text a second and a remote API answering 64 texts in 200 ms both work at the
 defaults. `max_batch_size` tells the worker how many texts one call should carry to keep every
-allowed request busy.
+allowed request busy, and the worker reads batches that large (up to AUTOEMBED_MAX_BATCH_SIZE).
 
 Every failure is raised as `EmbeddingError` with `retryable` set the way the worker needs it:
 transport trouble, timeouts, 408/429/5xx and garbled bodies may succeed later; other 4xx answers,
@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import email.utils
+import hashlib
 import json
 import logging
 import re
@@ -51,10 +52,17 @@ _SHORTENABLE_MODEL = re.compile(r"^text-embedding-3-")
 _UNSENDABLE = (requests.exceptions.InvalidHeader, requests.exceptions.InvalidURL,
                requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
                requests.exceptions.InvalidJSONError)
+#: vectors of failed calls kept for their texts' next call (at most)
+KEPT_ANSWERS = 4096
 #: urllib3 logs each request line, query string included
 _TRANSPORT_LOGGER = "urllib3.connectionpool"
 
 __all__ = ["OpenAIEmbedder", "batch_ranges", "error_excerpt", "parse_retry_after", "public_endpoint"]
+
+
+def _answer_key(text: str) -> bytes:
+    """What a kept answer is found by: a digest of its text (a row may be tens of kilobytes)."""
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
 
 
 def public_endpoint(base_url: str) -> str:
@@ -186,6 +194,7 @@ class OpenAIEmbedder(Embedder):
             bool(_SHORTENABLE_MODEL.match(model)) if request_dimensions is None else request_dimensions
         )
         self._has_key = bool(api_key)
+        self._answered: dict[bytes, np.ndarray] = {}  # what failed calls got, by text digest (_keep)
         self._dispatcher = Dispatcher(
             max_concurrency=max_concurrency, max_request_texts=batch_size, timeout_floor=self.timeout,
             call_seconds=call_seconds, rpm=rpm, tpm=tpm,
@@ -229,6 +238,10 @@ class OpenAIEmbedder(Embedder):
         times the request size, as adapted so far, times `dispatch.CALL_ROUNDS` once the pace is known),
         capped by what the measured pace gets through well within a call's time budget. The
         worker should read it before each call: it starts small and grows fast."""
+        return self._dispatcher.call_size()
+
+    def wanted_batch_rows(self) -> int:
+        """A call's worth of rows (`max_batch_size`): a batch of fewer leaves request slots idle."""
         return self._dispatcher.call_size()
 
     @property
@@ -282,8 +295,26 @@ class OpenAIEmbedder(Embedder):
                     f"or set AUTOEMBED_OPENAI_MAX_INPUT_TOKENS if the model takes more",
                     retryable=False,
                 )
-        return self._dispatcher.run(len(texts), lambda start, stop, timeout: self._send(texts[start:stop], timeout),
-                                    costs)
+        keys = [_answer_key(text) for text in texts]
+        vectors = [self._answered.get(key) for key in keys]
+        todo = [i for i, vector in enumerate(vectors) if vector is None]
+        if todo:
+            sent = [texts[i] for i in todo]
+            answers = self._dispatcher.run(len(sent), lambda start, stop, timeout: self._send(sent[start:stop], timeout),
+                                           [costs[i] for i in todo], keep=lambda i, vector: self._keep(sent[i], vector))
+            for i, vector in zip(todo, answers, strict=True):
+                vectors[i] = vector
+        for key in keys:
+            self._answered.pop(key, None)
+        return vectors
+
+    def _keep(self, text: str, vector: np.ndarray) -> None:
+        """Keep the vector a failed call got for `text`: the worker sends the call's texts again (in
+        halves, or after a backoff), and this one is answered without a request (the oldest
+        kept ones make room beyond KEPT_ANSWERS)."""
+        self._answered[_answer_key(text)] = vector
+        while len(self._answered) > KEPT_ANSWERS:
+            self._answered.pop(next(iter(self._answered)))
 
     # -- one request (runs on a request thread; never raises) ---------------------------------
 
