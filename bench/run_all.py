@@ -3,15 +3,16 @@
     .venv/bin/python bench/run_all.py [--with-peer] [--skip memory,...] [--only scale,...]
         [--memory-rows N] [--quick] [--results FILE] [--out-dir DIR]
 
-Runs e2e_throughput, pipeline_overhead, latency, write_overhead, scale and memory (and
-peer_pgai with --with-peer), one after the other, each as its own process at its default scale,
-then writes a Markdown report: the machine, and every figure with its same-run baseline, ratio,
-target and verdict. Run it on a quiet machine: every figure is CPU-bound on 2 cores and other
-load only ever makes it worse (each report records the load average before and after).
+Runs e2e_throughput, pipeline_overhead, latency, write_overhead, scale, memory and index_backfill
+(and peer_pgai with --with-peer), one after the other, each as its own process at its default
+scale, then writes a Markdown report: the machine, and every figure with its same-run baseline,
+ratio, target and verdict. Run it on a quiet machine: every figure is CPU-bound on 2 cores and
+other load only ever makes it worse (each report records the load average before and after).
 
 Default scale: ≈ 8 minutes for the first five, plus ≈ 10 minutes for memory (1,000,000 rows;
---memory-rows to change), plus ≈ 2 minutes for the peer. --quick runs everything small (about
-2 minutes): it checks that the benchmarks work, and its figures mean little.
+--memory-rows to change), plus ≈ 5 minutes for index_backfill (100,000 rows), plus ≈ 2 minutes
+for the peer. --quick runs everything small (about 2 minutes): it checks that the benchmarks
+work, and its figures mean little.
 """
 
 from __future__ import annotations
@@ -26,19 +27,25 @@ from pathlib import Path
 
 import common
 
-BENCHES = ["e2e_throughput", "pipeline_overhead", "remote_endpoint", "latency", "write_overhead", "scale", "memory"]
+BENCHES = ["e2e_throughput", "pipeline_overhead", "remote_endpoint", "latency", "write_overhead", "scale", "memory",
+           "index_backfill"]
 PEER = "peer_pgai"
 DESCRIPTIONS = {
-    "e2e_throughput": "local model (ONNX), one in-process worker draining N queued rows, vs the same "
-                      "embedder object's raw throughput on the same texts in the worker's batch size",
+    "e2e_throughput": "local model, calibrated as a worker calibrates it, one in-process worker draining N "
+                      "queued rows, vs the best raw sentence-transformers configuration a sweep finds in the same run",
     "pipeline_overhead": "hashing embedder (near-free), one in-process worker, per batch size, vs a floor loop "
                          "doing only what the pipeline must per row (read, load, embed, write, delete), same run",
+    "remote_endpoint": "one `autoembed worker` against an OpenAI-compatible stub with fixed latency and a "
+                       "capacity limit (429 beyond), vs the best raw multi-threaded client of the same run",
     "latency": "one idle `autoembed worker` process; single-row inserts; commit-to-commit time from the "
                "server's commit timestamps, vs raw single-text embed after the same idle gap",
     "write_overhead": "INSERT/UPDATE throughput into a watched table vs the same table unwatched (no worker)",
     "scale": "N `autoembed worker` processes, openai embedder on a local stub answering each request "
              "after a fixed 50 ms, vs 1 worker",
     "memory": "backfill of existing rows: `autoembed backfill` + one `autoembed worker --drain` (hashing)",
+    "index_backfill": "N-row load into a watched table with an HNSW index (hashing, one in-process worker): "
+                      "`index => 'hnsw'` (built CONCURRENTLY after the backfill) vs the index made before the "
+                      "load and maintained row by row, same run; a prober searches throughout",
     "peer_pgai": "autoembed vs pgai 0.12.1's vectorizer worker, same table, texts and stub endpoint",
 }
 

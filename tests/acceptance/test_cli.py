@@ -234,3 +234,30 @@ def test_psql_users_see_no_notices_from_watch_and_unwatch(conn, dsn):
                       "select autoembed.unwatch('notes')"):
         result = subprocess.run([*psql, "-c", statement], capture_output=True, text=True, timeout=30, check=True)
         assert result.stderr == "", f"{statement}:\n{result.stderr}"
+
+
+def test_the_worker_builds_the_index_a_watch_wants_and_autoembed_index_builds_it_now(conn, cli_env):
+    conn.execute("create table notes (id bigint generated always as identity primary key, body text, embedding vector(8))")
+    conn.execute("insert into notes (body) select 'note ' || i from generate_series(1, 30) i")
+    run("watch", "notes", "--content", "body", "--embedder", "hashing", "--model", "h8", "--index", "hnsw", env=cli_env)
+    assert "vector index: waiting for the backfill: no row has a vector yet" in run("status", env=cli_env).stdout
+    run("worker", "--drain", env=cli_env)
+    assert "vector index: ready: notes_embedding_ae1 (hnsw, vector_cosine_ops)" in run("status", env=cli_env).stdout
+    assert run("index", "notes", env=cli_env).stdout == \
+        "public.notes (embedding): ready: notes_embedding_ae1 (hnsw, vector_cosine_ops)\n"  # nothing to do
+
+    run("watch", "notes", "--content", "body", "--embedder", "hashing", "--model", "h8", "--index", "ivfflat", env=cli_env)
+    out = run("index", "notes", "--watch", "embedding", env=cli_env).stdout
+    assert out.startswith("public.notes (embedding): built, ready: notes_embedding_ae1 (ivfflat, vector_cosine_ops)\n")
+    result = run("watch", "notes", "--content", "body", "--embedder", "hashing", "--index", "btree", env=cli_env, check=False)
+    assert result.returncode == 2 and "'btree' is not one of 'hnsw', 'ivfflat', 'none'" in result.stderr
+
+
+def test_psql_builds_the_wanted_index_with_gexec(conn, dsn):
+    conn.execute("create table notes (id bigint generated always as identity primary key, body text, embedding vector(8))")
+    conn.execute("select autoembed.watch('notes', 'body', embedder => 'hashing', model => 'h', index => 'hnsw')")
+    psql = [shutil.which("psql") or "psql", dsn, "-X", "-q", "-v", "ON_ERROR_STOP=1"]
+    subprocess.run(psql, input="select autoembed.index_statement('notes') \\gexec\n", capture_output=True, text=True,
+                   timeout=60, check=True)
+    assert conn.execute("select state from autoembed.index_status").fetchone()[0] == \
+        "ready: notes_embedding_ae1 (hnsw, vector_cosine_ops)"

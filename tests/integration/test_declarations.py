@@ -1,4 +1,4 @@
-"""What is declared once in Python and mirrored in SQL stays equal: the embedder kinds."""
+"""What is declared once in Python and mirrored in SQL stays equal: the embedder kinds, the index kinds."""
 
 from __future__ import annotations
 
@@ -17,3 +17,14 @@ def test_watch_names_the_kinds_when_refusing_an_unknown_one(conn):
 
     with pytest.raises(psycopg.errors.RaiseException, match=f"unknown embedder 'nope': choose {', '.join(KINDS)}"):
         conn.execute("select autoembed.watch('notes', 'body', embedder => 'nope')")
+
+
+def test_watch_refuses_an_unknown_index_naming_the_kinds_the_cli_offers(conn):
+    import psycopg
+
+    from autoembed.api import INDEXES
+
+    conn.execute("create table notes (id int primary key, body text, embedding vector(4))")
+    *first, last = INDEXES
+    with pytest.raises(psycopg.errors.RaiseException, match=f"unknown index 'nope': choose {', '.join(first)} or {last}\n"):
+        conn.execute("select autoembed.watch('notes', 'body', embedder => 'hashing', index => 'nope')")

@@ -17,6 +17,7 @@ from psycopg.rows import dict_row
 from autoembed.embedders import EmbedderCache, build_embedder, default_model
 from autoembed.embedders.inputs import embed_query
 from autoembed.errors import ConfigError
+from autoembed.indexes import build_index
 from autoembed.queries import QUERIES
 from autoembed.settings import Settings
 
@@ -26,6 +27,20 @@ DISTANCES = ("cosine", "l2", "inner_product")
 
 #: the vector index of a chunked watch's chunk table (autoembed.watch's `chunk_index`)
 CHUNK_INDEXES = ("hnsw", "none")
+
+#: the vector index a watch wants on its embedding column, built after the backfill (autoembed.watch's `index`)
+INDEXES = ("hnsw", "ivfflat", "none")
+
+
+@dataclass(frozen=True)
+class IndexBuild:
+    """What `build_indexes` did for one watch: its table and name, and the state of its index
+    afterwards (autoembed.index_status: 'ready: ...', 'none wanted', ...), `built` when it built it."""
+
+    source: str
+    watch: str
+    state: str
+    built: bool
 
 
 @dataclass(frozen=True)
@@ -64,13 +79,15 @@ def watch(conn: psycopg.Connection, table: str, content: str, *, settings: Setti
           distance: str = "cosine", max_attempts: int = 5, clear_on_change: bool = True, backfill: bool = True,
           chunks: bool = False, chunk_tokens: int | None = None, chunk_overlap: int | None = None,
           chunk_index: str = "hnsw", query_prompt: str | None = None, passage_prompt: str | None = None,
-          name: str | None = None, check_model: bool = True) -> int:
+          name: str | None = None, index: str = "none", check_model: bool = True) -> int:
     """Watch `table` (autoembed.watch) and return its source id. `name` is the watch's (None: the
     embedding column's): watching again under a name changes that watch, under another adds one,
     which must fill another column. With `chunks`, rows are split into
     chunks of at most `chunk_tokens` tokens (None: the model's window, at most 512) overlapping by
     `chunk_overlap`, kept in a chunk table with a `chunk_index` (hnsw or none). `query_prompt` and
-    `passage_prompt` go before queries and passages (None: the model family's). `model` None is the
+    `passage_prompt` go before queries and passages (None: the model family's). `index` (hnsw,
+    ivfflat or none) is the vector index the worker builds on the column once the backfill is done
+    (build_indexes builds it at once). `model` None is the
     embedder's default (registry.default_model). With `check_model`,
     the embedder is built now (with `settings`) and a model whose dimension differs from the
     column's is refused with ConfigError, changing nothing: both happen in one transaction."""
@@ -81,7 +98,7 @@ def watch(conn: psycopg.Connection, table: str, content: str, *, settings: Setti
             "model": model, "distance": distance, "max_attempts": max_attempts,
             "clear_on_change": clear_on_change, "backfill": backfill, "chunks": chunks,
             "chunk_tokens": chunk_tokens, "chunk_overlap": chunk_overlap, "chunk_index": chunk_index,
-            "query_prompt": query_prompt, "passage_prompt": passage_prompt, "name": name,
+            "query_prompt": query_prompt, "passage_prompt": passage_prompt, "name": name, "index": index,
         }).fetchone()[0]
         dimensions = conn.execute(QUERIES["source_dimensions"], (source_id,)).fetchone()[0]
         if check_model:
@@ -128,6 +145,27 @@ def check_watches(conn: psycopg.Connection, watches: Sequence[str]) -> list[int]
             return conn.execute(QUERIES["watch_ids"], (list(watches), True)).fetchone()[0]
     except psycopg.errors.RaiseException as exc:
         raise ConfigError(f"AUTOEMBED_WATCHES (--watches): {exc.diag.message_primary.removeprefix('autoembed: ')}") from exc
+
+
+def build_indexes(conn: psycopg.Connection, table: str | None = None, *, watch: str | None = None,
+                  settings: Settings) -> list[IndexBuild]:
+    """Build now (CREATE INDEX CONCURRENTLY, backfill done or not) the missing vector indexes that
+    the watches of `table` (its watch `watch`; None: every watched table) want, with the settings'
+    maintenance_work_mem and parallel workers. `conn` must be in autocommit mode and its role own
+    the tables. Returns per watch the state of its index afterwards."""
+    if watch is not None and table is None:
+        raise ConfigError("a watch is named with its table: autoembed index TABLE --watch NAME")
+    sources = conn.execute(QUERIES["index_sources"], {"table": table, "watch": watch}).fetchall()
+    if table is not None and not sources:
+        raise ConfigError(f"table {table} is not watched")
+    done = []
+    for source_id, source, name, kind in sources:
+        before = conn.execute(QUERIES["index_state"], (source_id,)).fetchone()[0]
+        state = build_index(conn, source_id, settings) if kind != "none" else before
+        if state is None:
+            state = "building: another session is building it now"
+        done.append(IndexBuild(source, name, state, built=state != before and state.startswith("ready")))
+    return done
 
 
 def sweep(conn: psycopg.Connection) -> int:

@@ -198,10 +198,12 @@ def migrate(obj: Context) -> None:
               help="Put before content and chunks [default: the model family's, e.g. 'passage: ' for e5].")
 @click.option("--name", default=None, show_default=False,
               help="The watch's name, unique per table [default: the embedding column's]; a table may have several watches.")
+@click.option("--index", "index_kind", default="none", type=click.Choice(api.INDEXES),
+              help="Vector index on the embedding column, built by the worker (CONCURRENTLY) once the backfill is done.")
 @click.pass_obj
 def watch(obj: Context, table, content, embedding_column, embedder, model, distance, max_attempts, keep_stale,
           no_backfill, check_model, chunks, chunk_tokens, chunk_overlap, chunk_index, query_prompt,
-          passage_prompt, name) -> None:
+          passage_prompt, name, index_kind) -> None:
     """Watch TABLE: every insert or content change gets embedded (watching again under the same
     --name changes that watch; under another, adds one that fills another column)."""
     with obj.connect() as conn:
@@ -210,8 +212,27 @@ def watch(obj: Context, table, content, embedding_column, embedder, model, dista
                               clear_on_change=not keep_stale, backfill=not no_backfill, chunks=chunks,
                               chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, chunk_index=chunk_index,
                               query_prompt=query_prompt, passage_prompt=passage_prompt, name=name,
-                              check_model=check_model)
+                              index=index_kind, check_model=check_model)
     click.echo(f"watching {table} (source {source_id})")
+
+
+@main.command("index")
+@click.argument("table", required=False)
+@watch_option
+@click.pass_obj
+def index_command(obj: Context, table: str | None, watch_name: str | None) -> None:
+    """Build now the missing vector indexes the watches of TABLE (its watch --watch; default: every
+    watched table) want, CONCURRENTLY: searches and writes go on meanwhile. Run it as the tables'
+    owner [env AUTOEMBED_INDEX_MAINTENANCE_WORK_MEM, AUTOEMBED_INDEX_PARALLEL_WORKERS]."""
+    with obj.connect() as conn:
+        started = time.monotonic()
+        builds = api.build_indexes(conn, table, watch=watch_name, settings=obj.settings)
+    for build in builds:
+        click.echo(f"{build.source} ({build.watch}): {'built, ' if build.built else ''}{build.state}")
+    if not builds:
+        click.echo("(no table is watched: see `autoembed watch --help`)")
+    elif any(build.built for build in builds):
+        click.echo(f"done in {time.monotonic() - started:.1f} s")
 
 
 @main.command()
@@ -399,6 +420,8 @@ def _print_status(snapshot) -> None:
         click.echo(f"{s['source']:<28} {s['watch']:<18} {s['state']:<14} {s['rows'] if s['rows'] is not None else '-':>8} "
                    f"{s['embedded'] if s['embedded'] is not None else '-':>9} {s['pending']:>8} {s['failed']:>7} "
                    f"{(f'{age.total_seconds():.1f}s' if age else '-'):>15}  {s['last_success_at'] or '-'}")
+        if s["index"] and s["index"] != "none wanted":
+            click.echo(f"{'':<28} vector index: {s['index']}")
     if not snapshot.sources:
         click.echo("(no table is watched: see `autoembed watch --help`)")
     q = snapshot.queue

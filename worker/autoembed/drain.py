@@ -1,6 +1,7 @@
 """Drains on request (`autoembed serve`'s POST /drain): the worker (autoembed.worker.Worker) runs
 until the queue is empty, one drain at a time per process (single flight), within a time limit.
-The embedders stay loaded from one drain to the next."""
+The embedders stay loaded from one drain to the next, and so does the vector index builder: a
+build a drain started goes on past its time limit, and the next drain waits for it in turn."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from psycopg_pool import PoolTimeout
 
 from autoembed.embedders import EmbedderCache
 from autoembed.errors import DatabaseUnavailable
+from autoembed.indexes import IndexBuilder
 from autoembed.settings import Settings
 from autoembed.worker import Worker
 
@@ -62,6 +64,7 @@ class Drainer:
         self.dsn = dsn
         self.max_seconds = max_seconds
         self.embedders = embedders or KeptEmbedders(settings)
+        self.indexes = IndexBuilder(dsn, settings)
         self._flight = threading.Lock()
         self._state = threading.Lock()  # guards the two fields below
         self._worker: Worker | None = None
@@ -81,7 +84,7 @@ class Drainer:
         try:
             before = _row_counts()
             started = time.monotonic()
-            worker = Worker(self.settings, self.dsn, self.embedders)
+            worker = Worker(self.settings, self.dsn, self.embedders, self.indexes)
             with self._state:
                 self._worker, self._started = worker, started
                 if self._closing:
@@ -109,10 +112,11 @@ class Drainer:
 
     def close(self) -> None:
         """Stop the running drain after the batch in hand (it answers `stopped`) and refuse new
-        ones; the embedders close once it has returned."""
+        ones; the embedders close once it has returned, and an index build is cancelled."""
         with self._state:
             self._closing = True
             if self._worker is not None:
                 self._worker.stop()
         with self._flight:
             self.embedders.close_all()
+            self.indexes.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,16 @@ def _env_bool(env: dict, name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
+#: PostgreSQL's memory units, as maintenance_work_mem takes them ('512MB', '1GB', '65536' kB)
+_MEMORY = re.compile(r"^\d+\s*(kB|MB|GB|TB)?$")
+
+
+def _index_workers() -> int:
+    """The default parallel maintenance workers of an index build: the CPUs this process may use, less one."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(0, usable - 1)
+
+
 def parse_watches(raw: str | None) -> tuple[str, ...]:
     """The watches a worker is limited to, from a comma-separated list of `table` (all its watches)
     or `table.name` (one of them); empty: all. Whether they exist is the database's to say
@@ -87,6 +98,9 @@ class Settings:
     openai_max_input_tokens: int | None = None  # AUTOEMBED_OPENAI_MAX_INPUT_TOKENS: default: the model's window
     metrics_port: int | None = None  # AUTOEMBED_METRICS_PORT: Prometheus /metrics when set
     watches: tuple[str, ...] = ()  # AUTOEMBED_WATCHES: the worker embeds only these ('table' or 'table.name'); empty: all
+    index_maintenance_work_mem: str = "512MB"  # AUTOEMBED_INDEX_MAINTENANCE_WORK_MEM: for vector index builds
+    #: AUTOEMBED_INDEX_PARALLEL_WORKERS: max_parallel_maintenance_workers of a vector index build
+    index_parallel_workers: int = dataclasses.field(default_factory=_index_workers)
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Settings":
@@ -120,6 +134,9 @@ class Settings:
             openai_max_input_tokens=_env_int(env, "AUTOEMBED_OPENAI_MAX_INPUT_TOKENS", None),
             metrics_port=_env_int(env, "AUTOEMBED_METRICS_PORT", None),
             watches=parse_watches(env.get("AUTOEMBED_WATCHES")),
+            index_maintenance_work_mem=(env.get("AUTOEMBED_INDEX_MAINTENANCE_WORK_MEM") or "").strip()
+            or cls.index_maintenance_work_mem,
+            index_parallel_workers=_env_int(env, "AUTOEMBED_INDEX_PARALLEL_WORKERS", _index_workers()),
         )
         settings.validate()
         return settings
@@ -140,6 +157,11 @@ class Settings:
         if min(self.local_threads, self.local_sub_batch, self.local_calibration_seconds) < 0:
             raise ConfigError("AUTOEMBED_LOCAL_THREADS, _SUB_BATCH and _CALIBRATION_SECONDS must be 0 "
                               "(calibrated / no calibration) or more")
+        if not _MEMORY.match(self.index_maintenance_work_mem):
+            raise ConfigError("AUTOEMBED_INDEX_MAINTENANCE_WORK_MEM must be an amount of memory as PostgreSQL "
+                              f"takes it, e.g. 512MB or 2GB, got {self.index_maintenance_work_mem!r}")
+        if self.index_parallel_workers < 0:
+            raise ConfigError(f"AUTOEMBED_INDEX_PARALLEL_WORKERS must be 0 or more, got {self.index_parallel_workers}")
         if self.local_backend is not None and self.local_backend not in LOCAL_BACKENDS:
             *first, last = LOCAL_BACKENDS
             raise ConfigError(f"local backend must be {', '.join(first)} or {last}, got {self.local_backend!r}")

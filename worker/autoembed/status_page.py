@@ -1,6 +1,6 @@
 """The status page of autoembed.server (GET /, refreshed by the page itself from GET /status.json):
-per watched table the figures of autoembed.status, its failures grouped by reason and its
-throughput; the queue; the optional capabilities."""
+per watched table the figures of autoembed.status (its vector index's state among them), its
+failures grouped by reason and its throughput; the queue; the optional capabilities."""
 
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ PAGE = """<!doctype html>
 <p id="error" class="bad"></p>
 <h2>Watched tables</h2>
 <table id="watches">
-  <thead><tr><th>table</th><th>watch</th><th>state</th><th>rows</th><th>embedded</th><th>pending</th><th>failed</th>
+  <thead><tr><th>table</th><th>watch</th><th>state</th><th>vector index</th><th>rows</th><th>embedded</th><th>pending</th><th>failed</th>
   <th>oldest pending (s)</th><th>throughput (rows/s)</th><th>last success</th></tr></thead>
   <tbody></tbody>
 </table>
@@ -147,7 +147,7 @@ function fill(id, items, columns, key) {
 const seconds = (v) => v === null || v === undefined ? null : Math.round(v * 10) / 10;
 
 function render(s) {
-  fill("watches", s.watches, [["source", true], ["watch", true], ["state", true], ["rows"], ["embedded"], ["pending"], ["failed"],
+  fill("watches", s.watches, [["source", true], ["watch", true], ["state", true], ["index", true], ["rows"], ["embedded"], ["pending"], ["failed"],
        ["oldest_pending_age", false, seconds], ["throughput_per_second"], ["last_success_at", true]], "source_id");
   const reasons = [];
   for (const w of s.watches) for (const r of w.failure_reasons) reasons.push({source: w.source, watch: w.watch, source_id: w.source_id, ...r});

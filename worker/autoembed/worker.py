@@ -5,6 +5,9 @@ threads, so the model never waits for the database. Each batch stays individuall
 (content hash) and claims its rows (autoembed.claims), so overlapping batches, like concurrent
 workers, neither write stale vectors nor embed a row twice.
 
+Once a watch's backfill is done, the vector index it wants is built in the background
+(autoembed.indexes.IndexBuilder), batches flowing meanwhile; a drain or once run waits for it.
+
 A source the worker cannot serve (its model does not load, makes vectors of another dimension,
 its table lost a column) is reported and its rows wait in the queue; the others are served. A
 database error is retried with a growing delay; one that retrying cannot cure (not migrated, a
@@ -32,6 +35,7 @@ from autoembed.embed import embed, source_problems
 from autoembed.embedders import EmbedderCache
 from autoembed.errors import ConfigError, DatabaseUnavailable
 from autoembed.fetch import fetch
+from autoembed.indexes import IndexBuilder
 from autoembed.listener import Listener
 from autoembed.settings import Settings
 from autoembed.store import Store
@@ -49,12 +53,15 @@ class SourcesNotServed(ConfigError):
 class Worker:
     """Processes autoembed jobs until stopped (or, with drain, until the queue is empty)."""
 
-    def __init__(self, settings: Settings, dsn: str, embedders: EmbedderCache | None = None):
+    def __init__(self, settings: Settings, dsn: str, embedders: EmbedderCache | None = None,
+                 indexes: IndexBuilder | None = None):
         self.settings = settings
         self.embedders = embedders or EmbedderCache(settings)
         self.breakers = Breakers(settings.backoff_base, settings.backoff_max)
         self.pool = worker_pool(dsn)
         self.store = Store(self.pool, settings.watches)
+        self._own_indexes = indexes is None  # a builder given (autoembed serve's) outlives this worker
+        self.indexes = indexes or IndexBuilder(dsn, settings)
         self.listener = Listener(dsn, on_connection_lost=self._drop_broken_connections) if settings.listen else None
         self._db_threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="autoembed-db")
         self._stopping = False
@@ -77,7 +84,10 @@ class Worker:
         signal.signal(signal.SIGINT, self.stop)
 
     def close(self) -> None:
-        """Release threads, connections and embedders."""
+        """Release threads, connections and embedders; an index build in progress is cancelled,
+        unless its builder was given."""
+        if self._own_indexes:
+            self.indexes.close()
         self._db_threads.shutdown(wait=True)
         if self.listener:
             self.listener.close()
@@ -106,8 +116,9 @@ class Worker:
     def run(self, drain: bool = False, once: bool = False) -> None:
         """Loop until stopped. With `drain`, return once the queue holds no job but those of sources
         this worker cannot serve (SourcesNotServed when there are such jobs); with `once`, once no
-        job is visible. A drain or once run ends at the first database error that retrying cannot
-        cure (LastingDatabaseError, saying what to do), a once run at any database error
+        job is visible; either then waits for the vector indexes due to be built (or stop). A drain
+        or once run ends at the first database error that retrying cannot cure
+        (LastingDatabaseError, saying what to do), a once run at any database error
         (DatabaseUnavailable)."""
         self.pool.open()
         failures = 0
@@ -115,12 +126,14 @@ class Worker:
             try:
                 self._process_until_idle()
                 left, workable = self._queue_depth()
+                self.indexes.check(self.store.connection, force=True)
             except (psycopg.Error, PoolTimeout) as exc:  # the batch's jobs reappear after their timeout
                 failures += 1
                 self._database_error(exc, failures, final=drain or once, any_error=once)
                 continue
             failures = 0
             if once or (drain and workable == 0):
+                self.indexes.wait(self.stopping)
                 self._end(left - workable)
                 return
             self._idle_wait(drain)
@@ -136,6 +149,7 @@ class Worker:
                 if batch.size == 0:
                     return
                 fetching = self._fetch()
+                self.indexes.check(self.store.connection)
                 embed(batch, self.embedders, self.breakers, self.settings)
                 if committing is not None:
                     self._committed(*committing)

@@ -238,6 +238,78 @@ end
 $$;
 
 
+--
+-- Name: check_index_kind(regclass, text, integer, text); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.check_index_kind(source regclass, embedding_type text, dimensions integer, index text) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    most constant int := case embedding_type when 'halfvec' then 4000 else 2000 end;  -- pgvector's limits
+begin
+    if index is null or index not in ('hnsw', 'ivfflat', 'none') then
+        raise exception 'autoembed.watch: unknown index %: choose hnsw, ivfflat or none', quote_nullable(index);
+    end if;
+    if index <> 'none' and dimensions > most then
+        raise exception 'autoembed.watch: a % index holds % vectors of at most % dimensions, the column has %',
+            index, embedding_type, most, dimensions
+            using hint = 'Watch it with index => ''none'', or use a halfvec column (up to 4000 dimensions).';
+    end if;
+    if index <> 'none' and (select c.relkind from pg_class c where c.oid = source) = 'p' then
+        raise exception 'autoembed.watch: % is partitioned: autoembed builds no index on a partitioned table', source
+            using hint = 'Watch it with index => ''none'' and create the index on each partition (CREATE INDEX CONCURRENTLY).';
+    end if;
+end
+$$;
+
+
+--
+-- Name: chunks_of(regclass, text); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.chunks_of(source regclass, watch text DEFAULT NULL::text) RETURNS TABLE(pk text, chunk_position integer, start_char integer, end_char integer, chunk text)
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    src autoembed.sources := autoembed.source_by_table(source, watch);
+begin
+    if src.chunk_table is null then
+        raise exception 'autoembed.chunks_of: the watch % of % is not watched with chunks', quote_literal(src.name), source
+            using hint = 'Watch it with chunks => true.';
+    end if;
+    return query execute format(
+        'select c.parent_pk::text, c.position, c.start_char, c.end_char, c.chunk from %s c order by c.parent_pk, c.position',
+        src.chunk_table);
+end
+$$;
+
+
+--
+-- Name: FUNCTION chunks_of(source regclass, watch text); Type: COMMENT; Schema: autoembed; Owner: -
+--
+
+COMMENT ON FUNCTION autoembed.chunks_of(source regclass, watch text) IS 'The chunks of a chunked watch''s rows, in order, with their offsets in the row''s content. Respects RLS.';
+
+
+--
+-- Name: claim_rows(integer, text[], integer); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.claim_rows(source_id integer, pks text[], seconds integer) RETURNS SETOF text
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    insert into autoembed.claims as c (source_id, pk, claimed_until)
+    select claim_rows.source_id, k, clock_timestamp() + make_interval(secs => seconds) from unnest(pks) k
+    on conflict on constraint claims_pkey do update set claimed_until = excluded.claimed_until
+    where c.claimed_until < clock_timestamp()
+    returning c.pk
+$$;
+
+
 SET default_tablespace = '';
 
 SET default_table_access_method = heap;
@@ -274,11 +346,15 @@ CREATE TABLE autoembed.sources (
     problem text,
     problem_at timestamp with time zone,
     name text NOT NULL,
+    index_kind text DEFAULT 'none'::text NOT NULL,
+    index_problem text,
+    index_problem_at timestamp with time zone,
     CONSTRAINT sources_check CHECK (((content_column IS NULL) <> (content_function IS NULL))),
     CONSTRAINT sources_chunk_overlap_check CHECK ((chunk_overlap >= 0)),
     CONSTRAINT sources_chunk_tokens_check CHECK ((chunk_tokens > 0)),
     CONSTRAINT sources_dimensions_check CHECK ((dimensions > 0)),
     CONSTRAINT sources_distance_check CHECK ((distance = ANY (ARRAY['cosine'::text, 'l2'::text, 'inner_product'::text]))),
+    CONSTRAINT sources_index_kind_check CHECK ((index_kind = ANY (ARRAY['hnsw'::text, 'ivfflat'::text, 'none'::text]))),
     CONSTRAINT sources_max_attempts_check CHECK ((max_attempts >= 1)),
     CONSTRAINT sources_model_check CHECK ((model <> ''::text)),
     CONSTRAINT sources_name_check CHECK ((btrim(name) <> ''::text))
@@ -356,67 +432,24 @@ COMMENT ON COLUMN autoembed.sources.name IS 'The watch''s name, unique per table
 
 
 --
--- Name: chunk_opclass(autoembed.sources); Type: FUNCTION; Schema: autoembed; Owner: -
+-- Name: COLUMN sources.index_kind; Type: COMMENT; Schema: autoembed; Owner: -
 --
 
-CREATE FUNCTION autoembed.chunk_opclass(src autoembed.sources) RETURNS oid
-    LANGUAGE sql STABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-    select o.oid
-    from pg_attribute a
-    join pg_type t on t.oid = a.atttypid
-    join pg_opclass o on o.opcintype = a.atttypid
-                     and o.opcname = t.typname || case src.distance when 'cosine' then '_cosine_ops'
-                                                                    when 'l2' then '_l2_ops' else '_ip_ops' end
-    join pg_am m on m.oid = o.opcmethod and m.amname = 'hnsw'
-    where a.attrelid = src.source and a.attnum = src.embedding_attnum
-$$;
+COMMENT ON COLUMN autoembed.sources.index_kind IS 'The vector index the watch wants on its embedding column, built by the worker once the backfill is done: hnsw, ivfflat or none.';
 
 
 --
--- Name: chunks_of(regclass, text); Type: FUNCTION; Schema: autoembed; Owner: -
+-- Name: COLUMN sources.index_problem; Type: COMMENT; Schema: autoembed; Owner: -
 --
 
-CREATE FUNCTION autoembed.chunks_of(source regclass, watch text DEFAULT NULL::text) RETURNS TABLE(pk text, chunk_position integer, start_char integer, end_char integer, chunk text)
-    LANGUAGE plpgsql STABLE
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-declare
-    src autoembed.sources := autoembed.source_by_table(source, watch);
-begin
-    if src.chunk_table is null then
-        raise exception 'autoembed.chunks_of: the watch % of % is not watched with chunks', quote_literal(src.name), source
-            using hint = 'Watch it with chunks => true.';
-    end if;
-    return query execute format(
-        'select c.parent_pk::text, c.position, c.start_char, c.end_char, c.chunk from %s c order by c.parent_pk, c.position',
-        src.chunk_table);
-end
-$$;
+COMMENT ON COLUMN autoembed.sources.index_problem IS 'Why the worker last could not build the wanted index (shown by autoembed.status while not older than the watch); NULL once built.';
 
 
 --
--- Name: FUNCTION chunks_of(source regclass, watch text); Type: COMMENT; Schema: autoembed; Owner: -
+-- Name: COLUMN sources.index_problem_at; Type: COMMENT; Schema: autoembed; Owner: -
 --
 
-COMMENT ON FUNCTION autoembed.chunks_of(source regclass, watch text) IS 'The chunks of a chunked watch''s rows, in order, with their offsets in the row''s content. Respects RLS.';
-
-
---
--- Name: claim_rows(integer, text[], integer); Type: FUNCTION; Schema: autoembed; Owner: -
---
-
-CREATE FUNCTION autoembed.claim_rows(source_id integer, pks text[], seconds integer) RETURNS SETOF text
-    LANGUAGE sql SECURITY DEFINER
-    SET search_path TO 'pg_catalog', 'pg_temp'
-    AS $$
-    insert into autoembed.claims as c (source_id, pk, claimed_until)
-    select claim_rows.source_id, k, clock_timestamp() + make_interval(secs => seconds) from unnest(pks) k
-    on conflict on constraint claims_pkey do update set claimed_until = excluded.claimed_until
-    where c.claimed_until < clock_timestamp()
-    returning c.pk
-$$;
+COMMENT ON COLUMN autoembed.sources.index_problem_at IS 'When the worker reported `index_problem`.';
 
 
 --
@@ -685,6 +718,293 @@ begin
     return null;
 end
 $_$;
+
+
+--
+-- Name: index_backlog(autoembed.sources); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.index_backlog(src autoembed.sources) RETURNS bigint
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select coalesce(sum(autoembed.job_size(q.message)), 0)::bigint from pgmq.q_autoembed_jobs q
+    where autoembed.job_source(q.message) = src.id
+$$;
+
+
+--
+-- Name: index_build_running(autoembed.sources); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.index_build_running(src autoembed.sources) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select exists (select from pg_locks l
+                   where l.locktype = 'advisory' and l.granted and l.pid <> pg_backend_pid()
+                     and l.database = (select d.oid from pg_database d where d.datname = current_database())
+                     and l.classid = autoembed.index_lock_key()::oid and l.objid = src.id::oid and l.objsubid = 2)
+        or exists (select from pg_stat_progress_create_index p
+                   where p.pid <> pg_backend_pid() and p.relid = src.source
+                     and (p.index_relid = 0 or p.index_relid in (select i.index_oid from autoembed.vector_indexes(src) i)))
+$$;
+
+
+--
+-- Name: index_build_statements(integer); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.index_build_statements(source_id integer) RETURNS SETOF text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    src autoembed.sources;
+    index_name name;
+    vector_rows bigint;
+    options text := '';
+begin
+    select * into src from autoembed.sources s where s.id = index_build_statements.source_id;
+    if not found or not autoembed.index_missing(src) or autoembed.index_build_running(src) then
+        return;
+    end if;
+    src := autoembed.current_names(src);
+    index_name := autoembed.index_name(src);
+    if exists (select from autoembed.vector_indexes(src) i where i.ours) then
+        return next format('drop index concurrently if exists %I.%I',
+                           (select n.nspname from pg_class c join pg_namespace n on n.oid = c.relnamespace where c.oid = src.source),
+                           index_name);
+    end if;
+    if src.index_kind = 'ivfflat' then
+        execute format('select count(*) from %s t where t.%I is not null', src.source, src.embedding_column) into vector_rows;
+        options := format(' with (lists = %s)',
+                          greatest(1, case when vector_rows <= 1000000 then vector_rows / 1000 else floor(sqrt(vector_rows)) end));
+    end if;
+    return next format('create index concurrently if not exists %I on %s using %s (%I %s)%s', index_name, src.source,
+                       src.index_kind, src.embedding_column,
+                       (select format('%I.%I', n.nspname, o.opcname) from pg_opclass o
+                        join pg_namespace n on n.oid = o.opcnamespace where o.oid = autoembed.vector_opclass(src, src.index_kind)),
+                       options);
+end
+$$;
+
+
+--
+-- Name: index_how_to_build(autoembed.sources); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.index_how_to_build(src autoembed.sources) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select format('`autoembed index %s --watch %s`, or in psql select autoembed.index_statement(%L, %L) \gexec',
+                  src.source::regclass, src.name, src.source::regclass::text, src.name)
+$$;
+
+
+--
+-- Name: index_lock_key(); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.index_lock_key() RETURNS integer
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select 1634033920  -- 'autoembed index', held with the source id as the second key
+$$;
+
+
+--
+-- Name: index_missing(autoembed.sources); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.index_missing(src autoembed.sources) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select src.index_kind <> 'none'
+       and not exists (select from autoembed.vector_indexes(src) i where i.valid and i.matches and i.method = src.index_kind)
+$$;
+
+
+--
+-- Name: index_name(autoembed.sources); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.index_name(src autoembed.sources) RETURNS name
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    suffix constant text := '_ae' || src.id;
+    stem text := (select c.relname || '_' || a.attname from pg_class c join pg_attribute a on a.attrelid = c.oid
+                  where c.oid = src.source and a.attnum = src.embedding_attnum);
+begin
+    while octet_length(stem || suffix) > 63 loop
+        stem := left(stem, -1);
+    end loop;
+    return stem || suffix;
+end
+$$;
+
+
+--
+-- Name: index_state(autoembed.sources); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.index_state(src autoembed.sources, OUT wanted text, OUT index_name name, OUT index_method name, OUT index_opclass name, OUT index_valid boolean, OUT state text, OUT warning boolean) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    found record;
+    waits_for text;
+begin
+    wanted := src.index_kind;
+    warning := false;
+    select * into found from autoembed.vector_indexes(src) i
+    order by (i.valid and i.matches and i.method = src.index_kind) desc, (i.valid and i.matches) desc, i.ours desc,
+             i.valid desc, i.index_name
+    limit 1;
+    index_name := found.index_name;
+    index_method := found.method;
+    index_opclass := found.opclass;
+    index_valid := found.valid;
+    if found.valid and found.matches and (found.method = src.index_kind or src.index_kind = 'none') then
+        state := format('ready: %I (%s, %s)', found.index_name, found.method, found.opclass);
+    elsif src.index_kind <> 'none' and autoembed.index_build_running(src) then
+        state := format('building: %I', autoembed.index_name(src));
+    elsif src.index_kind <> 'none' and src.index_problem is not null and src.index_problem_at >= src.updated_at then
+        state := 'cannot build: ' || src.index_problem;
+        warning := true;
+    elsif found.valid and not found.matches then
+        state := format('mismatch: index %I uses %s, but this watch searches by %s: queries cannot use it and scan the table',
+                        found.index_name, found.opclass, src.distance);
+        warning := true;
+    elsif found.index_name is not null and not found.valid then
+        state := format('invalid: index %I is left from a build that did not finish: %s', found.index_name,
+                        case when found.ours and src.index_kind <> 'none' then 'autoembed drops it and builds it again'
+                             else format('drop it (drop index concurrently %I)', found.index_name) end);
+        warning := not (found.ours and src.index_kind <> 'none');
+    elsif src.index_kind = 'none' then
+        state := 'none wanted';
+    else
+        waits_for := autoembed.index_waits_for(src);
+        state := coalesce('waiting for the backfill: ' || waits_for,
+                          format('to build: the worker builds %I next (now: %s)', autoembed.index_name(src),
+                                 autoembed.index_how_to_build(src)));
+    end if;
+end
+$$;
+
+
+--
+-- Name: index_statement(regclass, text); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.index_statement(source regclass, watch text DEFAULT NULL::text) RETURNS SETOF text
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select autoembed.index_build_statements((autoembed.source_by_table(index_statement.source, index_statement.watch)).id)
+$$;
+
+
+--
+-- Name: FUNCTION index_statement(source regclass, watch text); Type: COMMENT; Schema: autoembed; Owner: -
+--
+
+COMMENT ON FUNCTION autoembed.index_statement(source regclass, watch text) IS 'The statements that build the vector index a table''s watch wants (none when it is there), to run outside a transaction: in psql, select autoembed.index_statement(''docs'') \gexec';
+
+
+--
+-- Name: index_states(); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.index_states() RETURNS TABLE(source_id integer, source text, watch text, wanted text, index_name name, index_method name, index_opclass name, index_valid boolean, state text)
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    src autoembed.sources;
+    found record;
+begin
+    for src in select s.* from autoembed.sources s join pg_class c on c.oid = s.source order by s.id loop
+        begin
+            src := autoembed.current_names(src);
+        exception when undefined_column or undefined_table then
+            continue;
+        end;
+        found := autoembed.index_state(src);
+        source_id := src.id;
+        source := src.source::regclass::text;
+        watch := src.name;
+        wanted := found.wanted;
+        index_name := found.index_name;
+        index_method := found.index_method;
+        index_opclass := found.index_opclass;
+        index_valid := found.index_valid;
+        state := found.state;
+        return next;
+    end loop;
+end
+$$;
+
+
+--
+-- Name: index_waits_for(autoembed.sources); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.index_waits_for(src autoembed.sources) RETURNS text
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    backlog constant bigint := autoembed.index_backlog(src);
+    has_vectors boolean;
+begin
+    if backlog > 1000 then
+        return format('%s rows queued', backlog);
+    end if;
+    execute format('select exists (select from %s t where t.%I is not null)', src.source,
+                   (autoembed.current_names(src)).embedding_column)
+    into has_vectors;
+    return case when not has_vectors then 'no row has a vector yet' end;
+end
+$$;
+
+
+--
+-- Name: indexes_due(interval, integer[]); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.indexes_due(retry_after interval, watch_ids integer[] DEFAULT NULL::integer[]) RETURNS TABLE(source_id integer, source text, watch text, may_create boolean, how_to_build text)
+    LANGUAGE plpgsql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    src autoembed.sources;
+begin
+    for src in
+        select s.* from autoembed.sources s
+        join pg_attribute a on a.attrelid = s.source and a.attnum = s.embedding_attnum and not a.attisdropped
+        where s.index_kind <> 'none' and (indexes_due.watch_ids is null or s.id = any (indexes_due.watch_ids))
+          and (s.index_problem is null or s.index_problem_at < s.updated_at or s.index_problem_at < now() - retry_after)
+        order by s.id
+    loop
+        continue when not autoembed.index_missing(src) or autoembed.index_build_running(src);
+        source_id := src.id;
+        source := src.source::regclass::text;
+        watch := src.name;
+        may_create := pg_has_role(current_user, (select c.relowner from pg_class c where c.oid = src.source), 'usage');
+        how_to_build := autoembed.index_how_to_build(src);
+        -- a role that may not build it learns so at once (it need not read the table)
+        continue when autoembed.index_backlog(src) > 1000 or (may_create and autoembed.index_waits_for(src) is not null);
+        return next;
+    end loop;
+end
+$$;
 
 
 --
@@ -992,6 +1312,18 @@ begin
     end loop;
 end
 $_$;
+
+
+--
+-- Name: lock_index_build(integer); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.lock_index_build(source_id integer) RETURNS boolean
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select pg_try_advisory_lock(autoembed.index_lock_key(), source_id)
+$$;
 
 
 --
@@ -1514,6 +1846,20 @@ $$;
 
 
 --
+-- Name: report_index_problem(integer, text); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.report_index_problem(source_id integer, problem text) RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    update autoembed.sources s set index_problem = left(report_index_problem.problem, 2000), index_problem_at = now()
+    where s.id = report_index_problem.source_id
+      and (s.index_problem is distinct from report_index_problem.problem or report_index_problem.problem is not null)
+$$;
+
+
+--
 -- Name: report_problem(integer, text); Type: FUNCTION; Schema: autoembed; Owner: -
 --
 
@@ -1917,7 +2263,7 @@ declare
     key_type constant text := autoembed.key_type(src);
     vector_type constant text := (select format_type(a.atttypid, a.atttypmod) from pg_attribute a
                                   where a.attrelid = src.source and a.attnum = src.embedding_attnum);
-    opclass constant oid := autoembed.chunk_opclass(src);
+    opclass constant oid := autoembed.vector_opclass(src, 'hnsw');  -- 095_vector_indexes.sql
     chunk_rel regclass := to_regclass(format('autoembed.%I', table_name));
     src_now autoembed.sources;
 begin
@@ -2031,13 +2377,14 @@ $$;
 -- Name: source_status(); Type: FUNCTION; Schema: autoembed; Owner: -
 --
 
-CREATE FUNCTION autoembed.source_status() RETURNS TABLE(source_id integer, source text, watch text, state text, embedder text, model text, rows bigint, embedded bigint, pending bigint, failed bigint, unaccounted bigint, oldest_pending_age interval, last_success_at timestamp with time zone)
+CREATE FUNCTION autoembed.source_status() RETURNS TABLE(source_id integer, source text, watch text, state text, index text, embedder text, model text, rows bigint, embedded bigint, pending bigint, failed bigint, unaccounted bigint, oldest_pending_age interval, last_success_at timestamp with time zone)
     LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $_$
 declare
     src autoembed.sources;
     reported text;
+    vector_index record;
 begin
     for src in select * from autoembed.sources order by id loop
         source_id := src.id;
@@ -2052,6 +2399,7 @@ begin
         rows := null;
         embedded := null;
         unaccounted := null;
+        index := null;
         source := src.table_name;
         begin
             src := autoembed.current_names(src);
@@ -2064,9 +2412,12 @@ begin
                  left join (select distinct jobs.pk from autoembed.jobs where jobs.source_id = $1) j on j.pk = t.%3$I::text',
                 src.embedding_column, src.source, src.pk_column)
             into rows, embedded, unaccounted using src.id;
+            vector_index := autoembed.index_state(src);
+            index := vector_index.state;
             state := case when reported is not null then reported
                           when unaccounted > 0 then format('%s rows unaccounted for (no embedding, job or failure): '
                                                            'autoembed.sweep() re-enqueues them', unaccounted)
+                          when vector_index.warning then 'index ' || vector_index.state
                           else 'ok' end;
         exception
             when undefined_table then
@@ -2281,6 +2632,18 @@ $$;
 
 
 --
+-- Name: unlock_index_build(integer); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.unlock_index_build(source_id integer) RETURNS boolean
+    LANGUAGE sql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select pg_advisory_unlock(autoembed.index_lock_key(), source_id)
+$$;
+
+
+--
 -- Name: unschedule_drain_requests(); Type: FUNCTION; Schema: autoembed; Owner: -
 --
 
@@ -2383,6 +2746,44 @@ $$;
 
 
 --
+-- Name: vector_indexes(autoembed.sources); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.vector_indexes(src autoembed.sources) RETURNS TABLE(index_oid oid, index_name name, method name, opclass name, valid boolean, matches boolean, ours boolean)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select c.oid, c.relname, m.amname, o.opcname, i.indisvalid and i.indisready,
+           o.oid = autoembed.vector_opclass(src, m.amname), c.relname = autoembed.index_name(src)
+    from pg_index i
+    join pg_class c on c.oid = i.indexrelid
+    join pg_am m on m.oid = c.relam and m.amname in ('hnsw', 'ivfflat')
+    join pg_opclass o on o.oid = i.indclass[0]
+    where i.indrelid = src.source and i.indnatts = 1 and i.indkey[0] = src.embedding_attnum
+    order by c.relname
+$$;
+
+
+--
+-- Name: vector_opclass(autoembed.sources, text); Type: FUNCTION; Schema: autoembed; Owner: -
+--
+
+CREATE FUNCTION autoembed.vector_opclass(src autoembed.sources, method text) RETURNS oid
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select o.oid
+    from pg_attribute a
+    join pg_type t on t.oid = a.atttypid
+    join pg_opclass o on o.opcintype = a.atttypid
+                     and o.opcname = t.typname || case src.distance when 'cosine' then '_cosine_ops'
+                                                                    when 'l2' then '_l2_ops' else '_ip_ops' end
+    join pg_am m on m.oid = o.opcmethod and m.amname = method
+    where a.attrelid = src.source and a.attnum = src.embedding_attnum
+$$;
+
+
+--
 -- Name: vector_type(); Type: FUNCTION; Schema: autoembed; Owner: -
 --
 
@@ -2400,10 +2801,10 @@ $$;
 
 
 --
--- Name: watch(regclass, text, name, text, text, text, integer, boolean, boolean, boolean, integer, integer, text, text, text, text); Type: FUNCTION; Schema: autoembed; Owner: -
+-- Name: watch(regclass, text, name, text, text, text, integer, boolean, boolean, boolean, integer, integer, text, text, text, text, text); Type: FUNCTION; Schema: autoembed; Owner: -
 --
 
-CREATE FUNCTION autoembed.watch(source regclass, content text, embedding_column name DEFAULT 'embedding'::name, embedder text DEFAULT 'local'::text, model text DEFAULT 'sentence-transformers/all-MiniLM-L6-v2'::text, distance text DEFAULT 'cosine'::text, max_attempts integer DEFAULT 5, clear_on_change boolean DEFAULT true, backfill boolean DEFAULT true, chunks boolean DEFAULT false, chunk_tokens integer DEFAULT NULL::integer, chunk_overlap integer DEFAULT NULL::integer, chunk_index text DEFAULT 'hnsw'::text, query_prompt text DEFAULT NULL::text, passage_prompt text DEFAULT NULL::text, name text DEFAULT NULL::text) RETURNS integer
+CREATE FUNCTION autoembed.watch(source regclass, content text, embedding_column name DEFAULT 'embedding'::name, embedder text DEFAULT 'local'::text, model text DEFAULT 'sentence-transformers/all-MiniLM-L6-v2'::text, distance text DEFAULT 'cosine'::text, max_attempts integer DEFAULT 5, clear_on_change boolean DEFAULT true, backfill boolean DEFAULT true, chunks boolean DEFAULT false, chunk_tokens integer DEFAULT NULL::integer, chunk_overlap integer DEFAULT NULL::integer, chunk_index text DEFAULT 'hnsw'::text, query_prompt text DEFAULT NULL::text, passage_prompt text DEFAULT NULL::text, name text DEFAULT NULL::text, index text DEFAULT 'none'::text) RETURNS integer
     LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'public', 'pg_temp'
     AS $$
@@ -2494,6 +2895,7 @@ begin
         raise exception 'autoembed.watch: max_attempts must be at least 1, got %', coalesce(max_attempts::text, 'NULL');
     end if;
     perform autoembed.check_chunk_options(chunks, chunk_tokens, chunk_overlap, chunk_index);
+    perform autoembed.check_index_kind(source, emb_type, emb.atttypmod, watch.index);
     prompts := autoembed.resolve_prompts(embedder, model, query_prompt, passage_prompt);
 
     -- each watch of a table fills its own vector column (and, chunked, its own chunk table)
@@ -2510,12 +2912,12 @@ begin
     insert into autoembed.sources as s (source, name, table_name, pk_column, content_column, content_function,
                                         embedding_column, pk_attnum, content_attnum, embedding_attnum,
                                         dimensions, embedder, model, distance, max_attempts, clear_on_change,
-                                        chunk_tokens, chunk_overlap, query_prompt, passage_prompt)
+                                        chunk_tokens, chunk_overlap, query_prompt, passage_prompt, index_kind)
     values (source, watch_name, source::text, pk_cols[1], resolved.content_column, resolved.content_function,
             embedding_column, pk_attnums[1],
             (select a.attnum from pg_attribute a where a.attrelid = source and a.attname = resolved.content_column),
             emb.attnum, emb.atttypmod, embedder, model, distance, max_attempts, coalesce(clear_on_change, true),
-            watch.chunk_tokens, watch.chunk_overlap, prompts.query_prompt, prompts.passage_prompt)
+            watch.chunk_tokens, watch.chunk_overlap, prompts.query_prompt, prompts.passage_prompt, watch.index)
     on conflict on constraint sources_source_name_key do update
     set table_name = excluded.table_name, pk_column = excluded.pk_column,
         content_column = excluded.content_column, content_function = excluded.content_function,
@@ -2526,7 +2928,7 @@ begin
         max_attempts = excluded.max_attempts, clear_on_change = excluded.clear_on_change,
         chunk_tokens = excluded.chunk_tokens, chunk_overlap = excluded.chunk_overlap,
         query_prompt = excluded.query_prompt, passage_prompt = excluded.passage_prompt,
-        updated_at = now()
+        index_kind = excluded.index_kind, updated_at = now()
     returning * into src;
 
     perform autoembed.install_triggers(src);
@@ -2556,10 +2958,10 @@ $$;
 
 
 --
--- Name: FUNCTION watch(source regclass, content text, embedding_column name, embedder text, model text, distance text, max_attempts integer, clear_on_change boolean, backfill boolean, chunks boolean, chunk_tokens integer, chunk_overlap integer, chunk_index text, query_prompt text, passage_prompt text, name text); Type: COMMENT; Schema: autoembed; Owner: -
+-- Name: FUNCTION watch(source regclass, content text, embedding_column name, embedder text, model text, distance text, max_attempts integer, clear_on_change boolean, backfill boolean, chunks boolean, chunk_tokens integer, chunk_overlap integer, chunk_index text, query_prompt text, passage_prompt text, name text, index text); Type: COMMENT; Schema: autoembed; Owner: -
 --
 
-COMMENT ON FUNCTION autoembed.watch(source regclass, content text, embedding_column name, embedder text, model text, distance text, max_attempts integer, clear_on_change boolean, backfill boolean, chunks boolean, chunk_tokens integer, chunk_overlap integer, chunk_index text, query_prompt text, passage_prompt text, name text) IS 'Watch a table: every insert or content change enqueues an embedding job. content is a column or a function taking the table''s row and returning text: schema.name, or an unqualified name looked up in the table''s schema, then in public. A table may have several watches, each with its own name (default: its embedding column''s) and vector column; watching again under a name changes that watch.';
+COMMENT ON FUNCTION autoembed.watch(source regclass, content text, embedding_column name, embedder text, model text, distance text, max_attempts integer, clear_on_change boolean, backfill boolean, chunks boolean, chunk_tokens integer, chunk_overlap integer, chunk_index text, query_prompt text, passage_prompt text, name text, index text) IS 'Watch a table: every insert or content change enqueues an embedding job. content is a column or a function taking the table''s row and returning text: schema.name, or an unqualified name looked up in the table''s schema, then in public. A table may have several watches, each with its own name (default: its embedding column''s) and vector column; watching again under a name changes that watch. index (hnsw, ivfflat or none) is the vector index the worker builds on the column once the backfill is done.';
 
 
 --
@@ -2777,6 +3179,30 @@ COMMENT ON TABLE autoembed.failures IS 'Rows that could not be embedded, with th
 
 
 --
+-- Name: index_status; Type: VIEW; Schema: autoembed; Owner: -
+--
+
+CREATE VIEW autoembed.index_status AS
+ SELECT index_states.source_id,
+    index_states.source,
+    index_states.watch,
+    index_states.wanted,
+    index_states.index_name,
+    index_states.index_method,
+    index_states.index_opclass,
+    index_states.index_valid,
+    index_states.state
+   FROM autoembed.index_states() index_states(source_id, source, watch, wanted, index_name, index_method, index_opclass, index_valid, state);
+
+
+--
+-- Name: VIEW index_status; Type: COMMENT; Schema: autoembed; Owner: -
+--
+
+COMMENT ON VIEW autoembed.index_status IS 'Per watch: the vector index it wants, the index found on its embedding column (name, method, operator class, valid) and its state.';
+
+
+--
 -- Name: jobs; Type: VIEW; Schema: autoembed; Owner: -
 --
 
@@ -2876,6 +3302,7 @@ CREATE VIEW autoembed.status AS
     source_status.source,
     source_status.watch,
     source_status.state,
+    source_status.index,
     source_status.embedder,
     source_status.model,
     source_status.rows,
@@ -2885,14 +3312,14 @@ CREATE VIEW autoembed.status AS
     source_status.unaccounted,
     source_status.oldest_pending_age,
     source_status.last_success_at
-   FROM autoembed.source_status() source_status(source_id, source, watch, state, embedder, model, rows, embedded, pending, failed, unaccounted, oldest_pending_age, last_success_at);
+   FROM autoembed.source_status() source_status(source_id, source, watch, state, index, embedder, model, rows, embedded, pending, failed, unaccounted, oldest_pending_age, last_success_at);
 
 
 --
 -- Name: VIEW status; Type: COMMENT; Schema: autoembed; Owner: -
 --
 
-COMMENT ON VIEW autoembed.status IS 'Per watch of a table (its name in `watch`): its state, rows, embedded, pending jobs, failures, unaccounted rows, oldest pending age, last success.';
+COMMENT ON VIEW autoembed.status IS 'Per watch of a table (its name in `watch`): its state, its vector index''s state, rows, embedded, pending jobs, failures, unaccounted rows, oldest pending age, last success.';
 
 
 --
@@ -2984,14 +3411,6 @@ GRANT USAGE ON SCHEMA autoembed TO autoembed_search;
 
 
 --
--- Name: TABLE sources; Type: ACL; Schema: autoembed; Owner: -
---
-
-GRANT SELECT ON TABLE autoembed.sources TO autoembed_worker;
-GRANT SELECT ON TABLE autoembed.sources TO autoembed_search;
-
-
---
 -- Name: FUNCTION chunks_of(source regclass, watch text); Type: ACL; Schema: autoembed; Owner: -
 --
 
@@ -3004,6 +3423,14 @@ GRANT ALL ON FUNCTION autoembed.chunks_of(source regclass, watch text) TO autoem
 
 REVOKE ALL ON FUNCTION autoembed.claim_rows(source_id integer, pks text[], seconds integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION autoembed.claim_rows(source_id integer, pks text[], seconds integer) TO autoembed_worker;
+
+
+--
+-- Name: TABLE sources; Type: ACL; Schema: autoembed; Owner: -
+--
+
+GRANT SELECT ON TABLE autoembed.sources TO autoembed_worker;
+GRANT SELECT ON TABLE autoembed.sources TO autoembed_search;
 
 
 --
@@ -3022,6 +3449,20 @@ REVOKE ALL ON FUNCTION autoembed.enqueue_range(source_id integer, first_pk bigin
 
 
 --
+-- Name: FUNCTION index_build_statements(source_id integer); Type: ACL; Schema: autoembed; Owner: -
+--
+
+GRANT ALL ON FUNCTION autoembed.index_build_statements(source_id integer) TO autoembed_worker;
+
+
+--
+-- Name: FUNCTION indexes_due(retry_after interval, watch_ids integer[]); Type: ACL; Schema: autoembed; Owner: -
+--
+
+GRANT ALL ON FUNCTION autoembed.indexes_due(retry_after interval, watch_ids integer[]) TO autoembed_worker;
+
+
+--
 -- Name: FUNCTION load_chunk_vectors(source_id integer, pks text[]); Type: ACL; Schema: autoembed; Owner: -
 --
 
@@ -3035,6 +3476,13 @@ GRANT ALL ON FUNCTION autoembed.load_chunk_vectors(source_id integer, pks text[]
 
 REVOKE ALL ON FUNCTION autoembed.load_content(source_id integer, pks text[]) FROM PUBLIC;
 GRANT ALL ON FUNCTION autoembed.load_content(source_id integer, pks text[]) TO autoembed_worker;
+
+
+--
+-- Name: FUNCTION lock_index_build(source_id integer); Type: ACL; Schema: autoembed; Owner: -
+--
+
+GRANT ALL ON FUNCTION autoembed.lock_index_build(source_id integer) TO autoembed_worker;
 
 
 --
@@ -3067,6 +3515,14 @@ GRANT ALL ON FUNCTION autoembed.release_claims(source_id integer, pks text[]) TO
 
 REVOKE ALL ON FUNCTION autoembed.release_jobs(msg_ids bigint[]) FROM PUBLIC;
 GRANT ALL ON FUNCTION autoembed.release_jobs(msg_ids bigint[]) TO autoembed_worker;
+
+
+--
+-- Name: FUNCTION report_index_problem(source_id integer, problem text); Type: ACL; Schema: autoembed; Owner: -
+--
+
+REVOKE ALL ON FUNCTION autoembed.report_index_problem(source_id integer, problem text) FROM PUBLIC;
+GRANT ALL ON FUNCTION autoembed.report_index_problem(source_id integer, problem text) TO autoembed_worker;
 
 
 --
@@ -3117,6 +3573,13 @@ REVOKE ALL ON FUNCTION autoembed.set_drain_target(name text, url text, token tex
 --
 
 REVOKE ALL ON FUNCTION autoembed.store_drain_token(name text, token text) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION unlock_index_build(source_id integer); Type: ACL; Schema: autoembed; Owner: -
+--
+
+GRANT ALL ON FUNCTION autoembed.unlock_index_build(source_id integer) TO autoembed_worker;
 
 
 --

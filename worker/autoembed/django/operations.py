@@ -27,7 +27,7 @@ WATCH_OPTIONS = {"embedding_column": "embedding_column", "embedder": "embedder",
                  "distance": "distance", "max_attempts": "max_attempts", "clear_on_change": "clear_on_change",
                  "backfill": "backfill", "chunks": "chunks", "chunk_tokens": "chunk_tokens",
                  "chunk_overlap": "chunk_overlap", "chunk_index": "chunk_index", "query_prompt": "query_prompt",
-                 "passage_prompt": "passage_prompt"}
+                 "passage_prompt": "passage_prompt", "index": "index"}
 NOT_INSTALLED = ("autoembed is not installed in this database: run `autoembed migrate` (as the database owner) "
                  "before `manage.py migrate`")
 

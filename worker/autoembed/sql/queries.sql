@@ -127,7 +127,7 @@ select autoembed.watch(%(table)s::regclass, %(content)s, %(embedding_column)s, %
                        %(distance)s, %(max_attempts)s, %(clear_on_change)s, %(backfill)s,
                        chunks => %(chunks)s, chunk_tokens => %(chunk_tokens)s, chunk_overlap => %(chunk_overlap)s,
                        chunk_index => %(chunk_index)s, query_prompt => %(query_prompt)s,
-                       passage_prompt => %(passage_prompt)s, name => %(name)s);
+                       passage_prompt => %(passage_prompt)s, name => %(name)s, index => %(index)s);
 
 -- name: unwatch
 select autoembed.unwatch(%s::regclass, %s);
@@ -161,3 +161,33 @@ select f.source_id, f.error_class, count(*) as rows,
 from autoembed.failures f
 group by f.source_id, f.error_class
 order by f.source_id, count(*) desc, f.error_class;
+
+-- name: indexes_due
+-- the watches (of a worker limited to some: theirs) whose vector index may be built now
+select source_id, source, watch, may_create, how_to_build
+from autoembed.indexes_due(make_interval(secs => %s), autoembed.watch_ids(%s::text[], false));
+
+-- name: index_sources
+-- the watches `autoembed index` builds for: those of one table (one of them, named), or all
+select st.source_id, st.source, st.watch, st.wanted from autoembed.index_status st
+where (%(table)s::regclass is null or st.source_id in (select s.id from autoembed.sources s where s.source = %(table)s::regclass))
+  and (%(watch)s::text is null or st.source_id = (autoembed.source_by_table(%(table)s::regclass, %(watch)s)).id)
+order by st.source_id;
+
+-- name: index_build_settings
+select set_config('maintenance_work_mem', %s, false), set_config('max_parallel_maintenance_workers', %s, false);
+
+-- name: lock_index_build
+select autoembed.lock_index_build(%s);
+
+-- name: unlock_index_build
+select autoembed.unlock_index_build(%s);
+
+-- name: index_build_statements
+select autoembed.index_build_statements(%s);
+
+-- name: report_index_problem
+select autoembed.report_index_problem(%s, %s);
+
+-- name: index_state
+select st.state from autoembed.index_status st where st.source_id = %s;

@@ -77,7 +77,8 @@ create or replace function autoembed.watch(
     chunk_index text default 'hnsw',   -- the chunk vectors' index: hnsw or none
     query_prompt text default null,    -- before search queries; NULL: the model family's (025_prompts.sql)
     passage_prompt text default null,  -- before row content or chunks; NULL: the model family's
-    name text default null             -- the watch's name, unique per table; NULL: the embedding column's
+    name text default null,            -- the watch's name, unique per table; NULL: the embedding column's
+    index text default 'none'          -- the vector index the worker builds after the backfill: hnsw, ivfflat or none
 )
 returns int
 language plpgsql
@@ -170,6 +171,7 @@ begin
         raise exception 'autoembed.watch: max_attempts must be at least 1, got %', coalesce(max_attempts::text, 'NULL');
     end if;
     perform autoembed.check_chunk_options(chunks, chunk_tokens, chunk_overlap, chunk_index);
+    perform autoembed.check_index_kind(source, emb_type, emb.atttypmod, watch.index);
     prompts := autoembed.resolve_prompts(embedder, model, query_prompt, passage_prompt);
 
     -- each watch of a table fills its own vector column (and, chunked, its own chunk table)
@@ -186,12 +188,12 @@ begin
     insert into autoembed.sources as s (source, name, table_name, pk_column, content_column, content_function,
                                         embedding_column, pk_attnum, content_attnum, embedding_attnum,
                                         dimensions, embedder, model, distance, max_attempts, clear_on_change,
-                                        chunk_tokens, chunk_overlap, query_prompt, passage_prompt)
+                                        chunk_tokens, chunk_overlap, query_prompt, passage_prompt, index_kind)
     values (source, watch_name, source::text, pk_cols[1], resolved.content_column, resolved.content_function,
             embedding_column, pk_attnums[1],
             (select a.attnum from pg_attribute a where a.attrelid = source and a.attname = resolved.content_column),
             emb.attnum, emb.atttypmod, embedder, model, distance, max_attempts, coalesce(clear_on_change, true),
-            watch.chunk_tokens, watch.chunk_overlap, prompts.query_prompt, prompts.passage_prompt)
+            watch.chunk_tokens, watch.chunk_overlap, prompts.query_prompt, prompts.passage_prompt, watch.index)
     on conflict on constraint sources_source_name_key do update
     set table_name = excluded.table_name, pk_column = excluded.pk_column,
         content_column = excluded.content_column, content_function = excluded.content_function,
@@ -202,7 +204,7 @@ begin
         max_attempts = excluded.max_attempts, clear_on_change = excluded.clear_on_change,
         chunk_tokens = excluded.chunk_tokens, chunk_overlap = excluded.chunk_overlap,
         query_prompt = excluded.query_prompt, passage_prompt = excluded.passage_prompt,
-        updated_at = now()
+        index_kind = excluded.index_kind, updated_at = now()
     returning * into src;
 
     perform autoembed.install_triggers(src);
@@ -229,7 +231,7 @@ begin
     return src.id;
 end
 $$;
-comment on function autoembed.watch is 'Watch a table: every insert or content change enqueues an embedding job. content is a column or a function taking the table''s row and returning text: schema.name, or an unqualified name looked up in the table''s schema, then in public. A table may have several watches, each with its own name (default: its embedding column''s) and vector column; watching again under a name changes that watch.';
+comment on function autoembed.watch is 'Watch a table: every insert or content change enqueues an embedding job. content is a column or a function taking the table''s row and returning text: schema.name, or an unqualified name looked up in the table''s schema, then in public. A table may have several watches, each with its own name (default: its embedding column''s) and vector column; watching again under a name changes that watch. index (hnsw, ivfflat or none) is the vector index the worker builds on the column once the backfill is done.';
 
 -- Returns what it did, in a sentence (psql shows it; `autoembed unwatch` prints it).
 create or replace function autoembed.unwatch(source regclass, watch text)

@@ -38,22 +38,6 @@ begin
 end
 $$;
 
--- The HNSW operator class for a source's embedding column type and distance.
-create or replace function autoembed.chunk_opclass(src autoembed.sources)
-returns oid
-language sql stable
-set search_path = pg_catalog, pg_temp
-as $$
-    select o.oid
-    from pg_attribute a
-    join pg_type t on t.oid = a.atttypid
-    join pg_opclass o on o.opcintype = a.atttypid
-                     and o.opcname = t.typname || case src.distance when 'cosine' then '_cosine_ops'
-                                                                    when 'l2' then '_l2_ops' else '_ip_ops' end
-    join pg_am m on m.oid = o.opcmethod and m.amname = 'hnsw'
-    where a.attrelid = src.source and a.attnum = src.embedding_attnum
-$$;
-
 -- Refuse chunking options that cannot work (autoembed.watch calls this before changing anything).
 create or replace function autoembed.check_chunk_options(chunks boolean, chunk_tokens int, chunk_overlap int, chunk_index text)
 returns void
@@ -160,7 +144,7 @@ declare
     key_type constant text := autoembed.key_type(src);
     vector_type constant text := (select format_type(a.atttypid, a.atttypmod) from pg_attribute a
                                   where a.attrelid = src.source and a.attnum = src.embedding_attnum);
-    opclass constant oid := autoembed.chunk_opclass(src);
+    opclass constant oid := autoembed.vector_opclass(src, 'hnsw');  -- 095_vector_indexes.sql
     chunk_rel regclass := to_regclass(format('autoembed.%I', table_name));
     src_now autoembed.sources;
 begin

@@ -8,9 +8,11 @@
 -- reported that it cannot serve the source: a model that does not load or has another dimension,
 -- content that cannot be read), 'embedder unavailable: ...' (the worker keeps the rows queued and
 -- probes), or the count of unaccounted rows. A problem the worker reported counts until a write
--- succeeds or the source is watched again.
+-- succeeds or the source is watched again. `index`: the state of its vector index
+-- (autoembed.index_state); one that needs someone to act (a mismatch: searches scan the table; the
+-- worker may not build it) is the state too, where nothing else is wrong.
 create or replace function autoembed.source_status()
-returns table (source_id int, source text, watch text, state text, embedder text, model text, rows bigint,
+returns table (source_id int, source text, watch text, state text, index text, embedder text, model text, rows bigint,
                embedded bigint, pending bigint, failed bigint, unaccounted bigint, oldest_pending_age interval,
                last_success_at timestamptz)
 language plpgsql stable
@@ -19,6 +21,7 @@ as $$
 declare
     src autoembed.sources;
     reported text;
+    vector_index record;
 begin
     for src in select * from autoembed.sources order by id loop
         source_id := src.id;
@@ -33,6 +36,7 @@ begin
         rows := null;
         embedded := null;
         unaccounted := null;
+        index := null;
         source := src.table_name;
         begin
             src := autoembed.current_names(src);
@@ -45,9 +49,12 @@ begin
                  left join (select distinct jobs.pk from autoembed.jobs where jobs.source_id = $1) j on j.pk = t.%3$I::text',
                 src.embedding_column, src.source, src.pk_column)
             into rows, embedded, unaccounted using src.id;
+            vector_index := autoembed.index_state(src);
+            index := vector_index.state;
             state := case when reported is not null then reported
                           when unaccounted > 0 then format('%s rows unaccounted for (no embedding, job or failure): '
                                                            'autoembed.sweep() re-enqueues them', unaccounted)
+                          when vector_index.warning then 'index ' || vector_index.state
                           else 'ok' end;
         exception
             when undefined_table then
@@ -62,7 +69,7 @@ end
 $$;
 
 create or replace view autoembed.status as select * from autoembed.source_status();
-comment on view autoembed.status is 'Per watch of a table (its name in `watch`): its state, rows, embedded, pending jobs, failures, unaccounted rows, oldest pending age, last success.';
+comment on view autoembed.status is 'Per watch of a table (its name in `watch`): its state, its vector index''s state, rows, embedded, pending jobs, failures, unaccounted rows, oldest pending age, last success.';
 
 -- The visible length is counted here: pgmq.metrics() has it only from pgmq 1.5 (Supabase ships 1.4.4).
 create or replace view autoembed.queue_status as
