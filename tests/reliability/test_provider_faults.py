@@ -65,11 +65,12 @@ def test_transient_faults_end_in_success_with_each_row_embedded_once(conn, dsn, 
     assert counts[kind] > 0, counts
     assert verdict.ok, verdict
     assert verdict.failed == 0, verdict.failures
-    if kind != "hang":  # a call whose request timed out for good loses the answers its other requests
-        # got (embedders/dispatch.py raises for the whole call): those texts go again
-        assert embedded_texts == rows, "a row was sent to the model again after it had been embedded"
     handled = [r.getMessage() for r in caplog.records if r.getMessage().startswith(("embedding failed", "embedder "))]
-    assert handled  # retried, or waited for while the provider did not answer probes
+    if kind != "hang":  # a timed-out request is abandoned and its texts go again, in halves, within the
+        # call (which the stub may answer meanwhile); any other fault of a call's one request reaches
+        # the worker, which retried, or waited while the provider did not answer probes
+        assert embedded_texts == rows, "a row was sent to the model again after it had been embedded"
+        assert handled
     if kind == "429":
         assert all("HTTP 429 (retry after 1 s)" in m for m in handled if "available again" not in m), handled
 
