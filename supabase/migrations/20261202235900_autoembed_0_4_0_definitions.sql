@@ -2158,14 +2158,16 @@ as $$
                      and (p.index_relid = 0 or p.index_relid in (select i.index_oid from autoembed.vector_indexes(src) i)))
 $$;
 
--- The rows of a source waiting in the queue, visible or not.
+-- The rows of a source waiting in the queue, visible or not, counted over at most 1,001 of its
+-- messages (each names one row or more): enough to tell whether more than 1,000 are, without
+-- reading a queue of many single-row jobs whole on every look.
 create or replace function autoembed.index_backlog(src autoembed.sources)
 returns bigint
 language sql stable
 set search_path = pg_catalog, pg_temp
 as $$
-    select coalesce(sum(autoembed.job_size(q.message)), 0)::bigint from pgmq.q_autoembed_jobs q
-    where autoembed.job_source(q.message) = src.id
+    select coalesce(sum(autoembed.job_size(m.message)), 0)::bigint
+    from (select q.message from pgmq.q_autoembed_jobs q where autoembed.job_source(q.message) = src.id limit 1001) m
 $$;
 
 -- Why a source's index is not to be built yet (NULL: it may be): more than 1,000 of its rows are
@@ -2181,7 +2183,7 @@ declare
     has_vectors boolean;
 begin
     if backlog > 1000 then
-        return format('%s rows queued', backlog);
+        return 'more than 1,000 rows queued';
     end if;
     execute format('select exists (select from %s t where t.%I is not null)', src.source,
                    (autoembed.current_names(src)).embedding_column)

@@ -52,6 +52,23 @@ def wait_for(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@pytest.mark.parametrize("statements", ["one", "one per row"])
+def test_no_index_is_built_while_more_than_1000_rows_are_queued(conn, dsn, settings, statements):
+    create_docs(conn)
+    fill(conn, 5)
+    watch(conn, index="hnsw")
+    conn.execute("update docs set embedding = array_fill(0.1, array[16])::vector where id = 1")
+    if statements == "one":
+        fill(conn, 1200)
+    else:
+        with conn.cursor() as cur:
+            cur.executemany("insert into docs (body) values (%s)", [(f"row {i}",) for i in range(1200)])
+    assert index_status(conn)["state"] == "waiting for the backfill: more than 1,000 rows queued"
+    assert conn.execute("select count(*) from autoembed.indexes_due('0 s', null)").fetchone()[0] == 0
+    drain(dsn, settings)
+    assert index_status(conn)["state"] == "ready: docs_embedding_ae1 (hnsw, vector_cosine_ops)"
+
+
 @pytest.mark.parametrize("kind, distance, vector_type", [
     ("hnsw", "cosine", "vector"), ("hnsw", "l2", "halfvec"), ("hnsw", "inner_product", "vector"),
     ("ivfflat", "cosine", "halfvec"), ("ivfflat", "l2", "vector"), ("ivfflat", "inner_product", "vector"),

@@ -728,8 +728,8 @@ CREATE FUNCTION autoembed.index_backlog(src autoembed.sources) RETURNS bigint
     LANGUAGE sql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    select coalesce(sum(autoembed.job_size(q.message)), 0)::bigint from pgmq.q_autoembed_jobs q
-    where autoembed.job_source(q.message) = src.id
+    select coalesce(sum(autoembed.job_size(m.message)), 0)::bigint
+    from (select q.message from pgmq.q_autoembed_jobs q where autoembed.job_source(q.message) = src.id limit 1001) m
 $$;
 
 
@@ -965,7 +965,7 @@ declare
     has_vectors boolean;
 begin
     if backlog > 1000 then
-        return format('%s rows queued', backlog);
+        return 'more than 1,000 rows queued';
     end if;
     execute format('select exists (select from %s t where t.%I is not null)', src.source,
                    (autoembed.current_names(src)).embedding_column)
