@@ -2365,7 +2365,8 @@ begin
         may_create := pg_has_role(current_user, (select c.relowner from pg_class c where c.oid = src.source), 'usage');
         how_to_build := autoembed.index_how_to_build(src);
         -- a role that may not build it learns so at once (it need not read the table)
-        continue when autoembed.index_backlog(src) > 1000 or (may_create and autoembed.index_waits_for(src) is not null);
+        continue when case when may_create then autoembed.index_waits_for(src) is not null  -- the backlog, then vectors
+                           else autoembed.index_backlog(src) > 1000 end;
         return next;
     end loop;
 end
